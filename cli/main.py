@@ -1,0 +1,153 @@
+"""The `contextemb` command: one short function per sub-command, each calling one library function."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from contextemb.errors import ContextembError
+
+
+class UserError(click.ClickException):
+    """A ContextembError shown as `Error: <message>` with exit code 2 (click's usage errors also exit 2)."""
+
+    exit_code = 2
+
+
+def reports_errors(command):
+    """Turn a ContextembError (or a ValueError from bad arguments) into one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (ContextembError, ValueError) as error:
+            if click.get_current_context().find_root().params.get("debug"):
+                traceback.print_exc()
+            raise UserError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+
+    return wrapper
+
+
+@click.group()
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.version_option(package_name="contextemb")
+def cli(debug: bool, quiet: bool) -> None:
+    """ELMo-style contextual word embeddings: pretrain, embed, probe."""
+    level = logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=logging.DEBUG if debug else level, format="%(asctime)s %(levelname)s %(message)s",
+                        stream=sys.stderr)
+
+
+def _positive(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter("must be > 0")
+    return value
+
+
+@cli.command()
+@click.argument("corpus", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Model directory to write.")
+@click.option("--valid", type=click.Path(path_type=Path), help="Held-out text, one text per line.")
+@click.option("--input", "input_kind", type=click.Choice(["char-cnn", "subword"]), default="char-cnn", show_default=True)
+@click.option("--char-mode", type=click.Choice(["bytes", "chars", "jamo"]), default="bytes", show_default=True)
+@click.option("--vocab-size", type=int, default=8000, show_default=True, help="Sentencepiece pieces (a soft limit).")
+@click.option("--layers", type=int, default=2, show_default=True, help="Stacked LSTM layers.")
+@click.option("--hidden", type=int, default=512, show_default=True, help="LSTM cell width.")
+@click.option("--proj", type=int, default=256, show_default=True, help="Projection (output) width of every layer.")
+@click.option("--softmax", type=click.Choice(["adaptive", "full"]), default="adaptive", show_default=True)
+@click.option("--dropout", type=float, default=0.1, show_default=True)
+@click.option("--direction", type=click.Choice(["both", "forward", "backward"]), default="both", show_default=True)
+@click.option("--max-steps", type=int, callback=_positive)
+@click.option("--max-seconds", type=float, callback=_positive, help="Wall-clock limit of this invocation.")
+@click.option("--epochs", type=float, callback=_positive, help="Passes over the corpus (default 1 if no limit given).")
+@click.option("--batch-tokens", type=int, default=2048, show_default=True, callback=_positive)
+@click.option("--optimizer", type=click.Choice(["adam", "adagrad"]), default="adam", show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--warmup-steps", type=int, default=200, show_default=True)
+@click.option("--eval-every", type=int, default=500, show_default=True, callback=_positive)
+@click.option("--checkpoint-every", type=int, default=500, show_default=True, callback=_positive)
+@click.option("--log-every", type=int, default=50, show_default=True, callback=_positive)
+@click.option("--seed", type=int, default=1234, show_default=True)
+@click.option("--threads", type=int, callback=_positive, help="Torch threads in all (split between directions).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--skip-nonfinite", is_flag=True, help="Skip batches whose loss is NaN/inf instead of stopping.")
+@click.option("--sequential", is_flag=True, help="With --direction both: one direction after the other, in-process.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@reports_errors
+def pretrain(corpus, out_dir, valid, input_kind, char_mode, vocab_size, layers, hidden, proj, softmax, dropout,
+             direction, max_steps, max_seconds, epochs, batch_tokens, optimizer, lr, warmup_steps, eval_every,
+             checkpoint_every, log_every, seed, threads, resume, skip_nonfinite, sequential, no_progress):
+    """Pretrain forward and backward LSTM language models on CORPUS (.txt or .txt.gz, one text per line)."""
+    from contextemb.config import LMConfig, ModelConfig, TrainConfig
+    from contextemb.pretrain.train import pretrain as run_pretrain
+
+    config = ModelConfig(
+        lm=LMConfig(vocab_size=vocab_size, input=input_kind, char_mode=char_mode, num_layers=layers, hidden=hidden,
+                    projection=proj, softmax=softmax, dropout=dropout),
+        train=TrainConfig(optimizer=optimizer, lr=lr, warmup_steps=warmup_steps, batch_tokens=batch_tokens,
+                          max_steps=max_steps, max_seconds=max_seconds, epochs=epochs, eval_every=eval_every,
+                          checkpoint_every=checkpoint_every, log_every=log_every, seed=seed,
+                          skip_nonfinite=skip_nonfinite))
+    directions = ("forward", "backward") if direction == "both" else (direction,)
+    summaries = run_pretrain(corpus, out_dir, config, valid=valid, directions=directions, threads=threads,
+                             resume=resume, parallel=not sequential, progress=not no_progress)
+    for summary in summaries:
+        valid_text = "" if summary.valid_ppl is None else \
+            f", held-out perplexity {summary.valid_ppl:.2f}, {summary.valid_bpc:.3f} bits/char"
+        state = " (interrupted: continue with --resume)" if summary.interrupted else ""
+        click.echo(f"{summary.direction}: {summary.step} steps, {summary.tokens} pieces, "
+                   f"{summary.tokens_per_s:.0f} pieces/s{valid_text}{state}")
+    if any(summary.interrupted for summary in summaries):
+        sys.exit(130)
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("text_file", type=click.Path(path_type=Path))
+@click.option("--direction", type=click.Choice(["both", "forward", "backward"]), default="both", show_default=True)
+@click.option("--max-lines", type=int, callback=_positive, help="Score only the first N lines.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per direction.")
+@reports_errors
+def perplexity(model_dir, text_file, direction, max_lines, as_json):
+    """Held-out perplexity per piece and bits per character of each direction's model."""
+    from contextemb.evaluation.perplexity import perplexity as run_perplexity
+
+    directions = ("forward", "backward") if direction == "both" else (direction,)
+    for result in run_perplexity(model_dir, text_file, directions, max_lines=max_lines):
+        if as_json:
+            click.echo(json.dumps(result.to_dict()))
+        else:
+            click.echo(f"{result.direction:8s} perplexity {result.score.perplexity:8.2f} per piece   "
+                       f"{result.score.bits_per_char:.3f} bits/char   "
+                       f"({result.score.pieces} pieces, {result.score.characters} characters)")
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--prompt", default="", help="Text to continue.")
+@click.option("--max-pieces", type=int, default=60, show_default=True, callback=_positive)
+@click.option("--temperature", type=float, default=0.8, show_default=True, callback=_positive)
+@click.option("--seed", type=int, help="Make the sample repeatable.")
+@click.option("-n", "--num-samples", type=int, default=1, show_default=True, callback=_positive)
+@reports_errors
+def sample(model_dir, prompt, max_pieces, temperature, seed, num_samples):
+    """Generate text with the forward language model."""
+    from contextemb.model_dir import load_model_dir
+    from contextemb.sampling import sample_text
+
+    loaded = load_model_dir(model_dir, ("forward",))
+    for index in range(num_samples):
+        click.echo(sample_text(loaded.models["forward"], loaded.tokenizer, prompt, max_pieces=max_pieces,
+                               temperature=temperature, seed=None if seed is None else seed + index))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,80 @@
+"""Token encoders: ELMo's character CNN with highway layers, and a plain subword embedding table.
+
+Both map piece ids (batch, seq) to vectors (batch, seq, projection); layer 0 of the embeddings is their output.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .config import LMConfig
+
+
+class Highway(nn.Module):
+    """Highway layers (Srivastava et al., 2015): y = g * x + (1 - g) * relu(W_h x), g = sigmoid(W_g x).
+
+    The gate bias starts at 1 so that each layer at first mostly carries its input through
+    (as AllenNLP's Highway does): gradients reach the convolutions from the first step.
+    """
+
+    def __init__(self, dim: int, num_layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(dim, 2 * dim) for _ in range(num_layers))
+        for layer in self.layers:
+            layer.bias.data[dim:].fill_(1.0)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """inputs: (n, dim) -> (n, dim)."""
+        current = inputs
+        for layer in self.layers:
+            transform, gate = layer(current).chunk(2, dim=-1)
+            gate = torch.sigmoid(gate)
+            current = gate * current + (1 - gate) * F.relu(transform)
+        return current
+
+
+class CharCNN(nn.Module):
+    """ELMo's character encoder: char embeddings -> convolutions of widths 1..N, max-pooled -> highway -> projection.
+
+    The input is a fixed table of character ids per piece, so the CNN output depends only on the piece id:
+    forward() runs it once per distinct piece in the batch and gathers, which is exact and much cheaper
+    than running it per position (a batch of 2,048 positions holds a few hundred distinct pieces).
+    """
+
+    def __init__(self, config: LMConfig, char_table: Tensor, num_chars: int):
+        super().__init__()
+        # (vocab, max_chars) int64: character ids of each piece, from tokenization.char_table
+        self.register_buffer("char_table", char_table.long(), persistent=True)
+        self.char_embedding = nn.Embedding(num_chars, config.char_dim, padding_idx=0)
+        self.convolutions = nn.ModuleList(
+            nn.Conv1d(config.char_dim, count, kernel_size=width) for width, count in config.filters
+        )
+        width = sum(count for _, count in config.filters)
+        self.highway = Highway(width, config.highway_layers)
+        self.projection = nn.Linear(width, config.projection)
+
+    def encode_pieces(self, piece_ids: Tensor) -> Tensor:
+        """piece_ids: (n,) int64 distinct ids -> (n, projection)."""
+        chars = self.char_embedding(self.char_table[piece_ids])  # (n, max_chars, char_dim)
+        chars = chars.transpose(1, 2)  # (n, char_dim, max_chars): Conv1d wants channels first
+        pooled = [F.relu(conv(chars).max(dim=-1).values) for conv in self.convolutions]  # each (n, count)
+        return self.projection(self.highway(torch.cat(pooled, dim=-1)))
+
+    def forward(self, piece_ids: Tensor) -> Tensor:
+        """piece_ids: (batch, seq) int64 -> (batch, seq, projection)."""
+        distinct, inverse = torch.unique(piece_ids, return_inverse=True)
+        return self.encode_pieces(distinct)[inverse]
+
+
+class PieceEmbedding(nn.Module):
+    """The subword input: one learned vector per sentencepiece piece."""
+
+    def __init__(self, config: LMConfig):
+        super().__init__()
+        self.embedding = nn.Embedding(config.num_pieces, config.projection, padding_idx=0)
+
+    def forward(self, piece_ids: Tensor) -> Tensor:
+        """piece_ids: (batch, seq) int64 -> (batch, seq, projection)."""
+        return self.embedding(piece_ids)

@@ -1,0 +1,138 @@
+"""Files on disk: atomic writes, safetensors tensors, the model directory layout, metrics.jsonl.
+
+A model directory holds::
+
+    config.json            versioned LMConfig + TrainConfig (contextemb.config)
+    tokenizer.model        the sentencepiece model
+    forward.safetensors    forward LM weights
+    backward.safetensors   backward LM weights
+    metrics.jsonl          one JSON object per training report
+    checkpoints/           forward.safetensors, backward.safetensors: resumable training state
+
+Nothing here unpickles: tensors are safetensors, everything else is JSON or text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import ModelFormatError
+
+TOKENIZER_FILE = "tokenizer.model"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+DIRECTIONS = ("forward", "backward")
+
+
+def weights_path(model_dir: Path, direction: str) -> Path:
+    return Path(model_dir) / f"{direction}.safetensors"
+
+
+def checkpoint_path(model_dir: Path, direction: str) -> Path:
+    return Path(model_dir) / CHECKPOINT_DIR / f"{direction}.safetensors"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write `path` through `write(tmp_path)`, then fsync and rename, so a crash leaves the old file or the new one.
+
+    The temporary file sits beside the target (same file system, so os.replace is atomic).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Atomically save tensors (made contiguous, on the CPU) as safetensors with string metadata."""
+    prepared = {name: tensor.detach().to("cpu").contiguous() for name, tensor in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(prepared, str(tmp), metadata=metadata))
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file; anything else (a pickle, a truncated file) is refused, never unpickled."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFormatError(f"{path} not found")
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelFormatError(f"{path} is not a readable safetensors file ({error}); it was not unpickled") from None
+    return tensors, metadata
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    """Append one JSON line with a single write(2), so two processes appending never interleave a line."""
+    line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+@contextmanager
+def directory_lock(directory: Path, purpose: str = "pretrain"):
+    """Hold an exclusive lock on `directory/.lock` while the block runs.
+
+    flock is released by the kernel when the process dies, so a killed run leaves no stale lock.
+    """
+    import fcntl
+
+    from .errors import TrainingError
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = open(directory / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise TrainingError(f"{directory} is in use by another {purpose} run; wait for it or choose another --out") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()

@@ -1,0 +1,124 @@
+"""LanguageModel: token encoder -> stacked one-layer LSTMs with projection and residuals -> softmax over pieces.
+
+One class serves both directions: it never knows which one it is. The backward model is the same module
+reading each sentence's pieces in reverse order, so "predict the next piece" becomes "predict the previous".
+
+Layer layout (ELMo, Peters et al., 2018)::
+
+    pieces (batch, seq) -> encoder -> layer 0 (batch, seq, projection)
+                        -> LSTM 1  -> layer 1 (batch, seq, projection)
+                        -> LSTM 2  -> layer 2 = LSTM 2 output + layer 1 (residual from the second layer on)
+                        -> dropout -> softmax over the vocabulary
+
+Separate one-layer nn.LSTMs, not one multi-layer nn.LSTM, because a multi-layer nn.LSTM returns only the
+top layer and ELMo needs every layer, with residual connections between them.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .config import LMConfig
+from .encoders import CharCNN, PieceEmbedding
+from .tokenization import PAD_ID
+
+LSTMState = list[tuple[Tensor, Tensor]]  # per layer: h (1, batch, projection), c (1, batch, hidden)
+
+
+class LMLoss(NamedTuple):
+    nll_sum: Tensor  # () float: summed negative log-likelihood (nats) over real target pieces
+    count: int  # number of real target pieces
+
+    @property
+    def mean(self) -> Tensor:
+        return self.nll_sum / max(self.count, 1)
+
+
+def adaptive_cutoffs(config: LMConfig) -> list[int]:
+    """Cut-offs of the adaptive softmax in piece ids, from the configured fractions of the vocabulary."""
+    vocab = config.num_pieces
+    cutoffs = sorted({max(1, int(fraction * vocab)) for fraction in config.adaptive_cutoffs})
+    return [c for c in cutoffs if c < vocab - 1]
+
+
+class LanguageModel(nn.Module):
+    """One direction's language model (see the module docstring for the layers)."""
+
+    def __init__(self, config: LMConfig, char_table: Optional[Tensor] = None):
+        super().__init__()
+        self.config = config
+        if config.input == "char-cnn":
+            if char_table is None or config.chars is None:
+                raise ValueError("the char-cnn input needs the tokenizer's char table and config.chars")
+            self.encoder: nn.Module = CharCNN(config, char_table, config.chars)
+        else:
+            self.encoder = PieceEmbedding(config)
+        self.lstms = nn.ModuleList(
+            nn.LSTM(config.projection, config.hidden, proj_size=config.projection, batch_first=True)
+            for _ in range(config.num_layers)
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        cutoffs = adaptive_cutoffs(config)
+        if config.softmax == "adaptive" and cutoffs:
+            self.softmax: nn.Module = nn.AdaptiveLogSoftmaxWithLoss(
+                config.projection, config.num_pieces, cutoffs=cutoffs, div_value=config.adaptive_div_value)
+        else:
+            self.softmax = nn.Linear(config.projection, config.num_pieces)
+
+    @property
+    def num_layers(self) -> int:
+        """Layers of states, the encoder's included."""
+        return self.config.num_layers + 1
+
+    def layer_states(self, piece_ids: Tensor) -> list[Tensor]:
+        """Every layer's states, read left to right.
+
+        piece_ids: (batch, seq) int64; padding (id 0) goes at the end of each row, where it cannot change
+        the states of the real pieces before it. Returns num_layers tensors (batch, seq, projection).
+        """
+        current = self.encoder(piece_ids)
+        states = [current]
+        for index, lstm in enumerate(self.lstms):
+            output, _ = lstm(self.dropout(current))
+            if index > 0:
+                output = output + current
+            states.append(output)
+            current = output
+        return states
+
+    def forward(self, piece_ids: Tensor, targets: Tensor) -> LMLoss:
+        """Language-model loss. piece_ids, targets: (batch, seq) int64, targets[:, t] = the piece after piece_ids[:, t];
+        target id 0 (padding) is ignored."""
+        mask = targets != PAD_ID
+        top = self.dropout(self.layer_states(piece_ids)[-1])[mask]  # (real pieces, projection)
+        gold = targets[mask]
+        if isinstance(self.softmax, nn.AdaptiveLogSoftmaxWithLoss):
+            nll_sum = -self.softmax(top, gold).output.sum()
+        else:
+            nll_sum = F.cross_entropy(self.softmax(top), gold, reduction="sum")
+        return LMLoss(nll_sum, int(gold.numel()))
+
+    def log_probs(self, top: Tensor) -> Tensor:
+        """top: (n, projection) top-layer states -> (n, vocab) log-probabilities of the next piece."""
+        if isinstance(self.softmax, nn.AdaptiveLogSoftmaxWithLoss):
+            return self.softmax.log_prob(top)
+        return F.log_softmax(self.softmax(top), dim=-1)
+
+    def step(self, piece_ids: Tensor, state: Optional[LSTMState] = None) -> tuple[Tensor, LSTMState]:
+        """Read one more piece per row (for sampling). piece_ids: (batch,) int64.
+
+        Returns the (batch, vocab) log-probabilities of the piece after it, and the new state.
+        """
+        current = self.encoder(piece_ids[:, None])  # (batch, 1, projection)
+        new_state: LSTMState = []
+        for index, lstm in enumerate(self.lstms):
+            output, layer_state = lstm(current, None if state is None else state[index])
+            if index > 0:
+                output = output + current
+            new_state.append(layer_state)
+            current = output
+        return self.log_probs(current[:, 0]), new_state

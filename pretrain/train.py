@@ -1,0 +1,340 @@
+"""pretrain(): tokenizer, then the forward and backward language models, each trained on its own.
+
+The two directions share no parameters and no process state: with both directions and `parallel`, each
+runs in its own spawned process with half the threads; each reads config.json and tokenizer.model from
+the model directory, trains, checkpoints and writes `<direction>.safetensors` there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from tqdm import tqdm
+
+from contextemb.config import CONFIG_FILE_NAME, ModelConfig, TrainConfig, read_config
+from contextemb.errors import ConfigError, ContextembError, TrainingError
+from contextemb.evaluation.perplexity import HeldOutScore, score_batches
+from contextemb.io import (DIRECTIONS, METRICS_FILE, TOKENIZER_FILE, append_jsonl, atomic_write, atomic_write_text,
+                           checkpoint_path, directory_lock, weights_path)
+from contextemb.model_dir import build_language_model, save_weights
+from contextemb.tokenization import Tokenizer, char_vocab_size, train_sentencepiece
+
+from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from .data import BatchStream, ReadStats, check_text_file, corpus_size, evaluation_batches, iter_text, log_read_stats
+
+log = logging.getLogger(__name__)
+
+VALID_LINES_DURING_TRAINING = 2000  # held-out lines scored at each evaluation; `contextemb perplexity` scores all
+
+
+@dataclass(frozen=True)
+class DirectionSummary:
+    direction: str
+    step: int
+    tokens: int
+    elapsed_s: float
+    tokens_per_s: float
+    valid_ppl: Optional[float]
+    valid_bpc: Optional[float]
+    interrupted: bool = False
+    skipped_nonfinite: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the model directory
+
+
+def prepare_model_dir(corpus: Path, out_dir: Path, config: ModelConfig, resume: bool) -> ModelConfig:
+    """On a new run: train the tokenizer, fill in the vocabulary sizes, write tokenizer.model and config.json.
+
+    On --resume: read them back; the architecture comes from config.json, the stop criteria from this run.
+    """
+    config_path = out_dir / CONFIG_FILE_NAME
+    if resume:
+        if not config_path.is_file():
+            raise TrainingError(f"--resume: {out_dir} has no config.json; start a new run without --resume")
+        saved = read_config(config_path)
+        train = dataclasses.replace(saved.train, max_steps=config.train.max_steps,
+                                    max_seconds=config.train.max_seconds, epochs=config.train.epochs,
+                                    skip_nonfinite=config.train.skip_nonfinite)
+        config = ModelConfig(lm=saved.lm, train=train)
+        atomic_write_text(config_path, config.to_json())
+        return config
+    if config_path.exists() or any(weights_path(out_dir, d).exists() for d in DIRECTIONS):
+        raise TrainingError(f"{out_dir} already holds a model; pass --resume to continue it or choose another --out")
+    stats = ReadStats()
+    log.info("training a sentencepiece tokenizer (vocabulary %d) on %s", config.lm.vocab_size, corpus)
+    model_proto = train_sentencepiece(iter_text(corpus, stats), config.lm.vocab_size)
+    log_read_stats(corpus, stats)
+    if stats.lines - stats.blank == 0:
+        raise TrainingError(f"{corpus} holds no text to train on (empty, or only blank lines)")
+    tokenizer = Tokenizer(model_proto)
+    if tokenizer.vocab_size < config.lm.vocab_size:
+        log.info("the corpus supports %d pieces (asked for %d)", tokenizer.vocab_size, config.lm.vocab_size)
+    lm = dataclasses.replace(config.lm, pieces=tokenizer.vocab_size,
+                             chars=char_vocab_size(tokenizer, config.lm.char_mode))
+    config = ModelConfig(lm=lm, train=config.train)
+    atomic_write(out_dir / TOKENIZER_FILE, lambda tmp: tmp.write_bytes(model_proto))
+    atomic_write_text(config_path, config.to_json())
+    return config
+
+
+def pretrain(corpus: Path, out_dir: Path, config: ModelConfig, *, valid: Optional[Path] = None,
+             directions: Sequence[str] = DIRECTIONS, threads: Optional[int] = None, resume: bool = False,
+             parallel: bool = True, progress: bool = True) -> list[DirectionSummary]:
+    """Train a tokenizer and the requested directions' language models into `out_dir`.
+
+    Stops at max_steps, max_seconds (per invocation) or epochs, whichever comes first; with none given,
+    one epoch. Safe to interrupt: SIGINT/SIGTERM finish the current step, checkpoint and return.
+    """
+    corpus, out_dir = check_text_file(corpus), Path(out_dir)
+    if valid is not None:
+        check_text_file(valid, "held-out file")
+    unknown = set(directions) - set(DIRECTIONS)
+    if unknown or not directions:
+        raise ConfigError(f"directions must be forward and/or backward, got {list(directions)}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TrainingError(f"--out {out_dir} is a file, not a directory")
+    train = config.train
+    if train.max_steps is None and train.max_seconds is None and train.epochs is None:
+        config = ModelConfig(lm=config.lm, train=dataclasses.replace(train, epochs=1.0))
+    threads = threads or torch.get_num_threads()
+    with directory_lock(out_dir):
+        config = prepare_model_dir(corpus, out_dir, config, resume)
+        if len(directions) > 1 and parallel:
+            return _train_in_processes(corpus, out_dir, valid, directions, threads, resume, progress)
+        torch.set_num_threads(threads)
+        return [train_direction(corpus, out_dir, direction, valid=valid, resume=resume, progress=progress,
+                                progress_position=index) for index, direction in enumerate(directions)]
+
+
+def _train_in_processes(corpus, out_dir, valid, directions, threads, resume, progress) -> list[DirectionSummary]:
+    context = multiprocessing.get_context("spawn")
+    results = context.SimpleQueue()
+    per_process = max(1, threads // len(directions))
+    workers = [context.Process(target=_direction_worker, name=f"contextemb-{direction}",
+                               args=(results, corpus, out_dir, direction, valid, resume, progress, index,
+                                     per_process, logging.getLogger().getEffectiveLevel()))
+               for index, direction in enumerate(directions)]
+    for worker in workers:
+        worker.start()
+
+    def forward_signal(signum, _frame):  # let each worker checkpoint before it stops
+        for worker in workers:
+            if worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for worker in workers:
+            worker.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    outcomes = {}
+    while not results.empty():
+        direction, kind, payload = results.get()
+        outcomes[direction] = (kind, payload)
+    summaries, errors = [], []
+    for worker, direction in zip(workers, directions):
+        kind, payload = outcomes.get(direction, ("died", None))
+        if kind == "ok":
+            summaries.append(DirectionSummary(**payload))
+        elif kind == "error":
+            errors.append(f"{direction}: {payload}")
+        else:
+            errors.append(f"the {direction} process died (exit code {worker.exitcode}); continue with --resume")
+    if errors:
+        raise TrainingError("; ".join(errors))
+    return summaries
+
+
+def _direction_worker(results, corpus, out_dir, direction, valid, resume, progress, position, threads, log_level):
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(threads)
+    try:
+        summary = train_direction(corpus, out_dir, direction, valid=valid, resume=resume, progress=progress,
+                                  progress_position=position)
+        results.put((direction, "ok", dataclasses.asdict(summary)))
+    except ContextembError as error:
+        results.put((direction, "error", str(error)))
+    except Exception as error:  # a bug: report it rather than die silently
+        results.put((direction, "error", f"{type(error).__name__}: {error}"))
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# one direction
+
+
+def learning_rate_factor(train: TrainConfig):
+    """Linear warm-up over warmup_steps; then, with max_steps, linear decay to min_lr_ratio at max_steps."""
+
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / train.warmup_steps) if train.warmup_steps else 1.0
+        if train.max_steps is None or step < train.warmup_steps:
+            return warm
+        progress = min(1.0, (step - train.warmup_steps) / max(1, train.max_steps - train.warmup_steps))
+        return warm * (1.0 - progress * (1.0 - train.min_lr_ratio))
+
+    return factor
+
+
+def make_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
+    if train.optimizer == "adagrad":
+        return torch.optim.Adagrad(model.parameters(), lr=train.lr, initial_accumulator_value=0.1)
+    return torch.optim.Adam(model.parameters(), lr=train.lr)
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop finishes the current step, checkpoints and stops."""
+
+    def __init__(self):
+        self.raised = False
+        self.previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: no handlers
+                pass
+        return self
+
+    def _handle(self, signum, _frame):
+        self.raised = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def train_direction(corpus: Path, out_dir: Path, direction: str, *, valid: Optional[Path] = None,
+                    resume: bool = False, progress: bool = True, progress_position: int = 0) -> DirectionSummary:
+    """Train one direction's LM from (or, with resume, continuing) the model directory's config and tokenizer."""
+    out_dir = Path(out_dir)
+    config = read_config(out_dir / CONFIG_FILE_NAME)
+    train = config.train
+    tokenizer = Tokenizer.from_file(out_dir / TOKENIZER_FILE)
+    torch.manual_seed(train.seed + DIRECTIONS.index(direction))  # independent initialisations per direction
+    model = build_language_model(config, tokenizer).train()
+    optimizer = make_optimizer(model, train)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(train))
+    checkpoint = checkpoint_path(out_dir, direction)
+    state = TrainingState()
+    if resume and checkpoint.is_file():
+        state = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        log.info("%s: resuming from step %d (%s)", direction, state.step, checkpoint)
+    stream = BatchStream(corpus, tokenizer, direction, max_pieces=config.lm.max_pieces,
+                         batch_tokens=train.batch_tokens, bucket_batches=train.bucket_batches,
+                         seed=train.seed + DIRECTIONS.index(direction), start=state.position)
+    valid_batches = None
+    if valid is not None:
+        valid_batches = evaluation_batches(valid, tokenizer, direction, max_pieces=config.lm.max_pieces,
+                                           batch_tokens=train.batch_tokens, max_lines=VALID_LINES_DURING_TRAINING)
+    total_bytes = corpus_size(corpus) if train.epochs is not None else None
+    run_start = time.monotonic()
+    elapsed_before, tokens_before = state.elapsed_s, state.tokens
+    window = {"nll": 0.0, "count": 0, "start": run_start, "tokens": 0}
+    last_valid: Optional[HeldOutScore] = None
+    metrics_path = out_dir / METRICS_FILE
+
+    def finished() -> bool:
+        if train.max_steps is not None and state.step >= train.max_steps:
+            return True
+        if train.max_seconds is not None and time.monotonic() - run_start >= train.max_seconds:
+            return True
+        if total_bytes is not None:
+            done = state.position.epoch + state.position.offset / max(total_bytes, 1)
+            return done >= train.epochs
+        return False
+
+    def report(evaluate: bool) -> None:
+        nonlocal last_valid
+        now = time.monotonic()
+        state.elapsed_s = elapsed_before + now - run_start
+        record = {"direction": direction, "step": state.step, "tokens": state.tokens,
+                  "elapsed_s": round(state.elapsed_s, 2),
+                  "tokens_per_s": round(window["tokens"] / max(now - window["start"], 1e-9), 1),
+                  "lr": scheduler.get_last_lr()[0]}
+        if window["count"]:
+            loss = window["nll"] / window["count"]
+            record.update(loss=round(loss, 4), ppl=round(math.exp(min(loss, 50)), 2))
+        if evaluate and valid_batches:
+            last_valid = score_batches(model, valid_batches)
+            record.update(valid_ppl=round(last_valid.perplexity, 3), valid_bpc=round(last_valid.bits_per_char, 4))
+        append_jsonl(metrics_path, record)
+        bar.set_postfix({k: record[k] for k in ("loss", "ppl", "tokens_per_s", "valid_ppl") if k in record})
+        log.info("%s", record)
+        window.update(nll=0.0, count=0, start=time.monotonic(), tokens=0)
+
+    def save() -> None:
+        state.elapsed_s = elapsed_before + time.monotonic() - run_start
+        try:
+            save_checkpoint(checkpoint, model, optimizer, scheduler, state)
+            save_weights(model, weights_path(out_dir, direction))
+        except OSError as error:
+            raise TrainingError(f"{direction}: writing the checkpoint failed at step {state.step} ({error}); "
+                                f"the previous checkpoint in {checkpoint.parent} is intact") from None
+
+    bar = tqdm(total=train.max_steps, initial=state.step, desc=direction, unit="step", position=progress_position,
+               disable=not progress or None, dynamic_ncols=True, leave=True)
+    interrupted = False
+    with _StopFlag() as stop, bar:
+        for batch, position in stream:
+            if finished():
+                break
+            loss = model(batch.piece_ids, batch.targets)
+            mean = loss.mean
+            if not torch.isfinite(mean):
+                if train.skip_nonfinite:
+                    state.skipped_nonfinite += 1
+                    state.position = position
+                    log.warning("%s: skipped a batch with loss %s (%d so far)", direction, float(mean),
+                                state.skipped_nonfinite)
+                    continue
+                raise TrainingError(f"{direction}: loss became {float(mean)} at step {state.step + 1}; stopped. "
+                                    f"The last good checkpoint is kept in {checkpoint.parent} "
+                                    f"(lower --lr, or pass --skip-nonfinite)")
+            optimizer.zero_grad(set_to_none=True)
+            mean.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train.clip_norm)
+            optimizer.step()
+            scheduler.step()
+            state.step += 1
+            state.tokens += loss.count
+            state.position = position
+            window["nll"] += float(loss.nll_sum)
+            window["count"] += loss.count
+            window["tokens"] += loss.count
+            bar.update(1)
+            evaluate = state.step % train.eval_every == 0
+            if state.step % train.log_every == 0 or evaluate:
+                report(evaluate)
+            if state.step % train.checkpoint_every == 0:
+                save()
+            if stop.raised:
+                interrupted = True
+                log.warning("%s: interrupted at step %d; checkpoint saved, continue with --resume", direction,
+                            state.step)
+                break
+        report(evaluate=True)
+        save()
+    log_read_stats(corpus, stream.stats)
+    total_s = time.monotonic() - run_start
+    return DirectionSummary(
+        direction=direction, step=state.step, tokens=state.tokens, elapsed_s=round(state.elapsed_s, 2),
+        tokens_per_s=round((state.tokens - tokens_before) / max(total_s, 1e-9), 1),
+        valid_ppl=None if last_valid is None else round(last_valid.perplexity, 3),
+        valid_bpc=None if last_valid is None else round(last_valid.bits_per_char, 4),
+        interrupted=interrupted, skipped_nonfinite=state.skipped_nonfinite)
