@@ -41,9 +41,20 @@ def reports_errors(command):
 @click.version_option(package_name="contextemb")
 def cli(debug: bool, quiet: bool) -> None:
     """ELMo-style contextual word embeddings: pretrain, embed, probe."""
-    level = logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=logging.DEBUG if debug else level, format="%(asctime)s %(levelname)s %(message)s",
-                        stream=sys.stderr)
+    _log_to_stderr(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+
+
+def _log_to_stderr(level: int) -> None:
+    """Send the library's log records (loggers under "contextemb") to the current stderr, once."""
+    logger = logging.getLogger("contextemb")
+    for handler in [h for h in logger.handlers if getattr(h, "contextemb_cli", False)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.contextemb_cli = True
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 def _positive(ctx, param, value):

@@ -45,8 +45,8 @@ class CharCNN(nn.Module):
 
     def __init__(self, config: LMConfig, char_table: Tensor, num_chars: int):
         super().__init__()
-        # (vocab, max_chars) int64: character ids of each piece, from tokenization.char_table
-        self.register_buffer("char_table", char_table.long(), persistent=True)
+        # (vocab, max_chars) int32: character ids of each piece, from tokenization.char_table
+        self.register_buffer("char_table", char_table.to(torch.int32), persistent=True)
         self.char_embedding = nn.Embedding(num_chars, config.char_dim, padding_idx=0)
         self.convolutions = nn.ModuleList(
             nn.Conv1d(config.char_dim, count, kernel_size=width) for width, count in config.filters
@@ -57,7 +57,7 @@ class CharCNN(nn.Module):
 
     def encode_pieces(self, piece_ids: Tensor) -> Tensor:
         """piece_ids: (n,) int64 distinct ids -> (n, projection)."""
-        chars = self.char_embedding(self.char_table[piece_ids])  # (n, max_chars, char_dim)
+        chars = self.char_embedding(self.char_table[piece_ids].long())  # (n, max_chars, char_dim)
         chars = chars.transpose(1, 2)  # (n, char_dim, max_chars): Conv1d wants channels first
         pooled = [F.relu(conv(chars).max(dim=-1).values) for conv in self.convolutions]  # each (n, count)
         return self.projection(self.highway(torch.cat(pooled, dim=-1)))

@@ -16,6 +16,7 @@ top layer and ELMo needs every layer, with residual connections between them.
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple, Optional
 
 import torch
@@ -25,6 +26,9 @@ from torch.nn import functional as F
 from .config import LMConfig
 from .encoders import CharCNN, PieceEmbedding
 from .tokenization import PAD_ID
+
+# torch falls back from oneDNN to its generic kernel for projected LSTMs and says so on every call.
+warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
 
 LSTMState = list[tuple[Tensor, Tensor]]  # per layer: h (1, batch, projection), c (1, batch, hidden)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 
@@ -23,13 +23,26 @@ def build_language_model(config: ModelConfig, tokenizer: Tokenizer) -> LanguageM
     return LanguageModel(lm, table)
 
 
-def save_weights(model: LanguageModel, path: Path) -> None:
-    """Atomically write the model's weights (and its char table buffer) as safetensors."""
-    save_tensors(path, model.state_dict(), metadata={"format": "contextemb-lm", "format_version": "1"})
+HALF_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def save_weights(model: LanguageModel, path: Path, dtype: Optional[torch.dtype] = None) -> None:
+    """Atomically write the model's weights (and its char table buffer) as safetensors.
+
+    dtype=torch.float16 stores floating-point tensors at half size (packaged models); loading casts them back.
+    """
+    tensors = model.state_dict()
+    if dtype is not None:
+        tensors = {name: t.to(dtype) if t.is_floating_point() else t for name, t in tensors.items()}
+    save_tensors(path, tensors, metadata={"format": "contextemb-lm", "format_version": "1"})
 
 
 def load_weights(model: LanguageModel, path: Path) -> None:
-    """Load safetensors weights into `model`, refusing missing, unexpected or mis-shaped tensors."""
+    """Load safetensors weights into `model`, refusing missing, unexpected or mis-shaped tensors.
+
+    Floating-point tensors stored in float16/bfloat16 are cast to the model's dtype, integer tensors (the char
+    table) to its integer type; any other dtype mismatch is refused.
+    """
     tensors, _ = load_tensors(path)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -37,10 +50,15 @@ def load_weights(model: LanguageModel, path: Path) -> None:
     if missing or unexpected:
         raise ModelFormatError(f"{path} does not match config.json: missing {missing[:3]}, unexpected {unexpected[:3]}")
     for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape or tensor.dtype != expected[name].dtype:
+        want = expected[name]
+        castable = (tensor.dtype in HALF_PRECISION and want.is_floating_point()) or \
+            (not tensor.is_floating_point() and not want.is_floating_point() and tensor.dtype != torch.bool)
+        if tensor.shape != want.shape or (tensor.dtype != want.dtype and not castable):
             raise ModelFormatError(f"{path}: tensor {name} is {tuple(tensor.shape)} {tensor.dtype}, "
-                                   f"config.json needs {tuple(expected[name].shape)} {expected[name].dtype}")
-    model.load_state_dict(tensors)
+                                   f"config.json needs {tuple(want.shape)} {want.dtype}")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ModelFormatError(f"{path}: tensor {name} holds NaN or infinite values")
+    model.load_state_dict({name: t.to(expected[name].dtype) for name, t in tensors.items()})
 
 
 class LoadedModels(NamedTuple):

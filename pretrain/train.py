@@ -124,7 +124,7 @@ def _train_in_processes(corpus, out_dir, valid, directions, threads, resume, pro
     per_process = max(1, threads // len(directions))
     workers = [context.Process(target=_direction_worker, name=f"contextemb-{direction}",
                                args=(results, corpus, out_dir, direction, valid, resume, progress, index,
-                                     per_process, logging.getLogger().getEffectiveLevel()))
+                                     per_process, logging.getLogger("contextemb").getEffectiveLevel()))
                for index, direction in enumerate(directions)]
     for worker in workers:
         worker.start()
@@ -160,7 +160,12 @@ def _train_in_processes(corpus, out_dir, valid, directions, threads, resume, pro
 
 
 def _direction_worker(results, corpus, out_dir, direction, valid, resume, progress, position, threads, log_level):
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(message)s")
+    logger = logging.getLogger("contextemb")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [{direction}] %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(log_level)
+    logger.propagate = False
     torch.set_num_threads(threads)
     try:
         summary = train_direction(corpus, out_dir, direction, valid=valid, resume=resume, progress=progress,
@@ -314,7 +319,7 @@ def train_direction(corpus: Path, out_dir: Path, direction: str, *, valid: Optio
             state.step += 1
             state.tokens += loss.count
             state.position = position
-            window["nll"] += float(loss.nll_sum)
+            window["nll"] += float(loss.nll_sum.detach())
             window["count"] += loss.count
             window["tokens"] += loss.count
             bar.update(1)

@@ -1,0 +1,33 @@
+# Two entry points on a fresh clone: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= runs/demo
+
+.PHONY: demo test install clean-demo
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned: the CPU build on this disk. A bare `torch` requirement would pull a CUDA build.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+# Pretrain a small model on the bundled corpus (a few minutes on 2 cores), then score and sample it.
+demo: $(STAMP)
+	rm -rf $(DEMO_DIR)
+	$(BIN)/contextemb pretrain contextemb/resources/demo/corpus.txt --out $(DEMO_DIR) \
+		--valid contextemb/resources/demo/heldout.txt --vocab-size 1000 --hidden 256 --proj 128 \
+		--epochs 4 --batch-tokens 1024 --eval-every 200 --warmup-steps 100 --no-progress
+	$(BIN)/contextemb perplexity $(DEMO_DIR) contextemb/resources/demo/heldout.txt
+	$(BIN)/contextemb sample $(DEMO_DIR) --prompt "영화가" --seed 1 -n 2
+	$(BIN)/contextemb sample $(DEMO_DIR) --prompt "The bank" --seed 1
+
+clean-demo:
+	rm -rf $(DEMO_DIR)

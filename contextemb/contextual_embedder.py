@@ -1,0 +1,75 @@
+"""ContextualEmbedder: the biLM as an nn.Module for a downstream model, with learned scalar mixes (as ELMo's
+`Elmo` module): texts in, (batch, words, dim) tensors out, one per requested representation.
+
+    layer = ContextualEmbedder("ko-nsmc-small", num_output_representations=1, dropout=0.5)
+    output = layer(["영화 정말 재밌다", "시간 아깝다"])
+    output.representations[0]   # (batch, words, dim), float
+    output.mask                 # (batch, words) bool, True on real words
+
+The biLM is frozen (no gradients, eval mode) unless requires_grad=True; only the mixes then learn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple, Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+from .alignment import Pool, Unit
+from .embedder import Embedder, load
+from .scalar_mix import ScalarMix
+
+
+class ContextualOutput(NamedTuple):
+    representations: list[Tensor]  # num_output_representations x (batch, words, dim)
+    mask: Tensor  # (batch, words) bool
+
+
+class ContextualEmbedder(nn.Module):
+    def __init__(self, model: Union[str, Path, Embedder], num_output_representations: int = 1,
+                 dropout: float = 0.5, requires_grad: bool = False, layer_norm: bool = False,
+                 unit: Unit = "word", pool: Pool = "mean", batch_size: int = 64):
+        super().__init__()
+        self.embedder = model if isinstance(model, Embedder) else load(model)
+        self.bilm = self.embedder.bilm  # registered, so .to(device) and state_dict() include it
+        self.requires_grad = requires_grad
+        for parameter in self.bilm.parameters():
+            parameter.requires_grad_(requires_grad)
+        self.scalar_mixes = nn.ModuleList(ScalarMix(self.embedder.num_layers, layer_norm=layer_norm)
+                                          for _ in range(num_output_representations))
+        self.dropout = nn.Dropout(dropout)
+        self.unit, self.pool, self.batch_size = unit, pool, batch_size
+
+    @property
+    def output_dim(self) -> int:
+        return self.embedder.dim
+
+    def train(self, mode: bool = True) -> "ContextualEmbedder":
+        super().train(mode)
+        if not self.requires_grad:
+            self.bilm.eval()  # a frozen biLM never runs its own dropout
+        return self
+
+    def forward(self, texts: Sequence[str]) -> ContextualOutput:
+        """texts: batch of strings -> representations (batch, words, dim) each, mask (batch, words)."""
+        with torch.set_grad_enabled(self.requires_grad and torch.is_grad_enabled()):
+            encodings = [self.embedder.encode(text) for text in texts]
+            piece_vectors = self.embedder.piece_vectors(encodings, self.batch_size)
+            units = [self.embedder._to_units(text, encoding, vectors, self.unit, self.pool).vectors
+                     for text, encoding, vectors in zip(texts, encodings, piece_vectors)]
+        layers, dim = self.embedder.num_layers, self.embedder.dim
+        device = self.embedder.device
+        width = max([u.shape[1] for u in units], default=0)
+        stacked = torch.zeros(layers, len(units), width, dim, device=device)  # (layers, batch, words, dim)
+        mask = torch.zeros(len(units), width, dtype=torch.bool, device=device)
+        for row, vectors in enumerate(units):
+            stacked[:, row, :vectors.shape[1]] = vectors
+            mask[row, :vectors.shape[1]] = True
+        representations = [self.dropout(mix(stacked, mask) * mask.unsqueeze(-1)) for mix in self.scalar_mixes]
+        return ContextualOutput(representations, mask)
+
+    def layer_weights(self) -> list[list[float]]:
+        """The softmax layer weights each mix has learned."""
+        return [mix.weights.detach().cpu().tolist() for mix in self.scalar_mixes]

@@ -1,0 +1,164 @@
+"""Embedder: contextual vectors per word (or piece) and per character span, for every layer.
+
+>>> emb = contextemb.load("ko-nsmc-small")                                   # doctest: +SKIP
+>>> out = emb.embed(["삼성, 사상 첫 통합우승 4연패"])                            # doctest: +SKIP
+>>> out[0].words, out[0].vectors.shape                                       # doctest: +SKIP
+(['삼성,', '사상', '첫', '통합우승', '4연패'], (3, 5, 512))
+>>> emb.embed_span("삼성, 사상 첫 통합우승 4연패", 15, 17).shape                  # doctest: +SKIP
+(3, 512)
+
+Layer 0 holds both token encoders' outputs, layers 1..L the LSTM layers; each layer's vector is the forward
+state and the backward state concatenated.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .alignment import POOLS, Pool, Span, Unit, check_span, overlapping_pieces, pooling_matrix, word_groups
+from .bilm import BiLM
+from .config import ModelConfig
+from .model_dir import load_model_dir
+from .packaged import resolve_model
+from .tokenization import Encoding, Tokenizer
+
+log = logging.getLogger(__name__)
+
+Array = Union[np.ndarray, Tensor]
+
+
+@dataclass(frozen=True)
+class EmbeddedText:
+    """One text's vectors. words: the words (or pieces, with unit="piece"); spans: their character spans in
+    text; vectors: (layers, len(words), dim), numpy float32 or a torch tensor."""
+
+    text: str
+    words: list[str]
+    spans: list[Span]
+    vectors: Array
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("embed() takes a list of texts; wrap a single text in a list")
+    texts = list(texts)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{index}] is {type(text).__name__}, not str")
+    return texts
+
+
+class Embedder:
+    """A loaded biLM with its tokenizer; see the module docstring. Build one with `contextemb.load`."""
+
+    def __init__(self, config: ModelConfig, tokenizer: Tokenizer, bilm: BiLM, name: str = ""):
+        self.config = config
+        self.tokenizer = tokenizer
+        self.bilm = bilm.eval()
+        self.name = name
+
+    @property
+    def num_layers(self) -> int:
+        return self.bilm.num_layers
+
+    @property
+    def dim(self) -> int:
+        return self.bilm.dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.bilm.parameters()).device
+
+    def encode(self, text: str) -> Encoding:
+        """Pieces of `text` with character spans in `text`."""
+        return self.tokenizer.encode_with_offsets(text)
+
+    def piece_vectors(self, encodings: Sequence[Encoding], batch_size: int = 64) -> list[Tensor]:
+        """(layers, pieces, dim) tensors for each encoding, batched by length; gradients follow the caller's mode."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].piece_ids))
+        results: list[Optional[Tensor]] = [None] * len(encodings)
+        for begin in range(0, len(order), batch_size):
+            chunk = order[begin:begin + batch_size]
+            for index, vectors in zip(chunk, self.bilm([encodings[i].piece_ids for i in chunk])):
+                results[index] = vectors
+        return results  # type: ignore[return-value]
+
+    def embed(self, texts: Sequence[str], *, unit: Unit = "word", pool: Pool = "mean", batch_size: int = 64,
+              return_tensors: bool = False) -> list[EmbeddedText]:
+        """Vectors of every word (whitespace-separated; pieces pooled by `pool`) or piece of each text.
+
+        Returns EmbeddedText per text, in input order; vectors (layers, words, dim). An empty or blank text
+        gets no words and vectors of shape (layers, 0, dim).
+        """
+        texts = _check_texts(texts)
+        if unit not in ("word", "piece"):
+            raise ValueError(f"unit must be 'word' or 'piece', got {unit!r}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        encodings = [self.encode(text) for text in texts]
+        with torch.inference_mode():
+            piece_vectors = self.piece_vectors(encodings, batch_size)
+            results = [self._to_units(text, encoding, vectors, unit, pool)
+                       for text, encoding, vectors in zip(texts, encodings, piece_vectors)]
+        if return_tensors:
+            return results
+        return [EmbeddedText(r.text, r.words, r.spans, r.vectors.cpu().numpy()) for r in results]
+
+    def _to_units(self, text: str, encoding: Encoding, vectors: Tensor, unit: Unit, pool: Pool) -> EmbeddedText:
+        if unit == "piece":
+            spans = [Span(s, e) for s, e in zip(encoding.char_start, encoding.char_end)]
+            return EmbeddedText(text, list(encoding.pieces), spans, vectors)
+        if not encoding.piece_ids:
+            return EmbeddedText(text, [], [], vectors)
+        spans, groups = word_groups(text, encoding.char_start, encoding.char_end)
+        matrix = torch.from_numpy(pooling_matrix(groups, len(encoding.piece_ids), pool)).to(vectors)
+        words = [text[span.char_start:span.char_end] for span in spans]
+        return EmbeddedText(text, words, spans, torch.matmul(matrix, vectors))  # (layers, words, dim)
+
+    def embed_span(self, text: str, start: int, end: int, *, pool: Pool = "mean",
+                   return_tensors: bool = False) -> Array:
+        """(layers, dim) vector of the characters text[start:end]: its overlapping pieces, pooled.
+
+        ValueError if the span is outside the text, empty, or only whitespace.
+        """
+        return self.embed_spans([(text, start, end)], pool=pool, return_tensors=return_tensors)[0]
+
+    def embed_spans(self, items: Sequence[tuple[str, int, int]], *, pool: Pool = "mean", batch_size: int = 64,
+                    return_tensors: bool = False) -> list[Array]:
+        """embed_span over many (text, start, end) at once, batched. Returns one (layers, dim) per item."""
+        checked = [(text, check_span(text, start, end)) for text, start, end in items]
+        encodings = [self.encode(text) for text, _ in checked]
+        results = []
+        with torch.inference_mode():
+            for (text, span), encoding, vectors in zip(checked, encodings, self.piece_vectors(encodings, batch_size)):
+                group = overlapping_pieces(encoding.char_start, encoding.char_end, span)
+                if not group:
+                    raise ValueError(f"span [{span.char_start}, {span.char_end}) of {text!r} has no pieces")
+                matrix = torch.from_numpy(pooling_matrix([group], len(encoding.piece_ids), pool)).to(vectors)
+                vector = torch.matmul(matrix, vectors)[:, 0]  # (layers, dim)
+                results.append(vector if return_tensors else vector.cpu().numpy())
+        return results
+
+
+def load(name_or_path: Union[str, Path], device: Union[str, torch.device, None] = None,
+         threads: Optional[int] = None) -> Embedder:
+    """Load a packaged model by name (see `contextemb.list_models()`) or a model directory."""
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    model_dir = resolve_model(name_or_path)
+    loaded = load_model_dir(model_dir)
+    bilm = BiLM(loaded.models["forward"], loaded.models["backward"])
+    if device is not None:
+        bilm = bilm.to(device)
+    return Embedder(loaded.config, loaded.tokenizer, bilm, name=str(name_or_path))
