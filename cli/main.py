@@ -160,5 +160,40 @@ def sample(model_dir, prompt, max_pieces, temperature, seed, num_samples):
                                temperature=temperature, seed=None if seed is None else seed + index))
 
 
+@cli.command()
+@click.argument("model")
+@click.argument("input_file", type=click.Path(path_type=Path))
+@click.argument("output_file", type=click.Path(path_type=Path))
+@click.option("--layers", type=click.Choice(["all", "top", "average"]), default="all", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["hdf5", "npz"]), default="hdf5", show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True, callback=_positive)
+@click.option("--threads", type=int, callback=_positive, help="Torch threads.")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT_FILE.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@reports_errors
+def embed(model, input_file, output_file, layers, output_format, batch_size, threads, force, no_progress):
+    """Embed every line of INPUT_FILE with MODEL (a packaged model's name or a model directory)."""
+    from contextemb.embedder import load
+    from contextemb.export import export_embeddings
+
+    summary = export_embeddings(load(model, threads=threads), input_file, output_file, layers=layers,
+                                output_format=output_format, batch_size=batch_size, force=force,
+                                progress=not no_progress)
+    click.echo(f"{summary.lines} lines, {summary.words} words -> {output_file} in {summary.seconds:.1f} s "
+               f"({summary.lines / max(summary.seconds, 1e-9):.0f} sentences/s)")
+
+
+@cli.command()
+def models():
+    """List the models packaged with contextemb."""
+    from contextemb.packaged import list_models, packaged_models_dir
+
+    names = list_models()
+    if not names:
+        click.echo("no packaged models")
+    for name in names:
+        click.echo(f"{name}\t{packaged_models_dir() / name}")
+
+
 if __name__ == "__main__":
     cli()

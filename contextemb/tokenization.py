@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal, NamedTuple, Sequence
+from typing import Callable, Iterable, Literal, NamedTuple, Sequence
 
 import numpy as np
 import sentencepiece as spm
@@ -32,31 +33,47 @@ WORD_BOUNDARY = "\u2581"  # sentencepiece's "▁", written before a piece that s
 # training
 
 
-def train_sentencepiece(sentences: Iterable[str], vocab_size: int, *, input_sentence_size: int = 1_000_000,
-                        character_coverage: float = 0.9995, seed_sentencepiece_size: int = 1_000_000) -> bytes:
+COVERAGES = (0.9995, 0.999, 0.995, 0.99, 0.98)  # tried in turn while the vocabulary is too small (>= 0.98: sentencepiece)
+
+
+def train_sentencepiece(sentences: Callable[[], Iterable[str]] | Sequence[str], vocab_size: int, *,
+                        input_sentence_size: int = 1_000_000, seed_sentencepiece_size: int = 1_000_000) -> bytes:
     """Train a unigram sentencepiece model with byte fallback and return the serialized model.
 
+    `sentences`: a list of texts, or a function returning a fresh iterator over them (a corpus on disk).
     `vocab_size` is a soft limit (hard_vocab_limit=False): a small corpus gets as many pieces as it supports.
     Byte fallback means no text is ever <unk>: a character outside the vocabulary becomes its UTF-8 bytes.
+    Korean text has thousands of distinct syllables; when they do not fit in `vocab_size`, the character
+    coverage is lowered step by step (the rarest characters then go through byte fallback).
     """
-    model = io.BytesIO()
-    try:
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size, model_type="unigram",
-            byte_fallback=True, hard_vocab_limit=False, character_coverage=character_coverage,
-            input_sentence_size=input_sentence_size, shuffle_input_sentence=True,
-            seed_sentencepiece_size=seed_sentencepiece_size, max_sentence_length=16384,
-            train_extremely_large_corpus=False, num_threads=2, minloglevel=2,
-        )
-    except RuntimeError as error:
-        message = str(error)
-        if "required_chars" in message or "smaller than required" in message:
-            raise TokenizerError(f"--vocab-size {vocab_size} is smaller than the number of distinct characters plus "
-                                 f"256 byte pieces this corpus needs; use a larger --vocab-size ({message.split('. ')[-2] if '. ' in message else message})") from None
-        if "No sentence" in message or "empty" in message.lower():
-            raise TokenizerError("the corpus holds no text to train a tokenizer on") from None
-        raise TokenizerError(f"sentencepiece training failed: {message}") from None
-    return model.getvalue()
+    read = sentences if callable(sentences) else (lambda: iter(sentences))
+    needed = None
+    for coverage in COVERAGES:
+        model = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(read()), model_writer=model, vocab_size=vocab_size, model_type="unigram",
+                byte_fallback=True, hard_vocab_limit=False, character_coverage=coverage,
+                input_sentence_size=input_sentence_size, shuffle_input_sentence=True,
+                seed_sentencepiece_size=seed_sentencepiece_size, max_sentence_length=16384,
+                train_extremely_large_corpus=False, num_threads=2, minloglevel=2,
+            )
+        except RuntimeError as error:
+            message = str(error)
+            if "required_chars" in message or "smaller than required" in message:
+                needed = message
+                continue
+            if "No sentence" in message or "empty" in message.lower():
+                raise TokenizerError("the corpus holds no text to train a tokenizer on") from None
+            raise TokenizerError(f"sentencepiece training failed: {message}") from None
+        if coverage != COVERAGES[0]:
+            log.warning("--vocab-size %d: character coverage lowered to %s so that the characters fit; "
+                        "rarer characters are spelled as UTF-8 bytes", vocab_size, coverage)
+        return model.getvalue()
+    counts = re.search(r"(\d+) vs (\d+)", needed or "")
+    need = f" (it needs more than {counts.group(2)})" if counts else ""
+    raise TokenizerError(f"--vocab-size {vocab_size} is too small for this corpus's characters even at "
+                         f"{COVERAGES[-1]} character coverage{need}; use a larger --vocab-size")
 
 
 # ---------------------------------------------------------------------------------------------

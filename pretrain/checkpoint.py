@@ -80,7 +80,7 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
             _, index, key = name.split(".", 2)
             per_param.setdefault(int(index), {})[key] = tensor
     optimizer.load_state_dict({"state": per_param, "param_groups": groups})
-    scheduler.load_state_dict(scheduler_state)
+    scheduler.load_state_dict({**scheduler_state, "lr_lambdas": [None]})  # the lambda is rebuilt from config.json
     torch.set_rng_state(tensors["rng.torch"])
     position = ReaderPosition(**counters.pop("position"))
     return TrainingState(position=position, **counters)

@@ -73,8 +73,14 @@ def prepare_model_dir(corpus: Path, out_dir: Path, config: ModelConfig, resume: 
     if config_path.exists() or any(weights_path(out_dir, d).exists() for d in DIRECTIONS):
         raise TrainingError(f"{out_dir} already holds a model; pass --resume to continue it or choose another --out")
     stats = ReadStats()
+
+    def corpus_text():  # one fresh pass per call: sentencepiece may be retried at a lower character coverage
+        nonlocal stats
+        stats = ReadStats()
+        return iter_text(corpus, stats)
+
     log.info("training a sentencepiece tokenizer (vocabulary %d) on %s", config.lm.vocab_size, corpus)
-    model_proto = train_sentencepiece(iter_text(corpus, stats), config.lm.vocab_size)
+    model_proto = train_sentencepiece(corpus_text, config.lm.vocab_size)
     log_read_stats(corpus, stats)
     if stats.lines - stats.blank == 0:
         raise TrainingError(f"{corpus} holds no text to train on (empty, or only blank lines)")
@@ -253,6 +259,7 @@ def train_direction(corpus: Path, out_dir: Path, direction: str, *, valid: Optio
     window = {"nll": 0.0, "count": 0, "start": run_start, "tokens": 0}
     last_valid: Optional[HeldOutScore] = None
     metrics_path = out_dir / METRICS_FILE
+    done = {"reported": -1, "evaluated": -1, "saved": -1}  # the last step each was done at
 
     def finished() -> bool:
         if train.max_steps is not None and state.step >= train.max_steps:
@@ -275,7 +282,9 @@ def train_direction(corpus: Path, out_dir: Path, direction: str, *, valid: Optio
         if window["count"]:
             loss = window["nll"] / window["count"]
             record.update(loss=round(loss, 4), ppl=round(math.exp(min(loss, 50)), 2))
+        done["reported"] = state.step
         if evaluate and valid_batches:
+            done["evaluated"] = state.step
             last_valid = score_batches(model, valid_batches)
             record.update(valid_ppl=round(last_valid.perplexity, 3), valid_bpc=round(last_valid.bits_per_char, 4))
         append_jsonl(metrics_path, record)
@@ -284,6 +293,7 @@ def train_direction(corpus: Path, out_dir: Path, direction: str, *, valid: Optio
         window.update(nll=0.0, count=0, start=time.monotonic(), tokens=0)
 
     def save() -> None:
+        done["saved"] = state.step
         state.elapsed_s = elapsed_before + time.monotonic() - run_start
         try:
             save_checkpoint(checkpoint, model, optimizer, scheduler, state)
@@ -333,8 +343,10 @@ def train_direction(corpus: Path, out_dir: Path, direction: str, *, valid: Optio
                 log.warning("%s: interrupted at step %d; checkpoint saved, continue with --resume", direction,
                             state.step)
                 break
-        report(evaluate=True)
-        save()
+        if done["reported"] != state.step or (valid_batches and done["evaluated"] != state.step):
+            report(evaluate=True)
+        if done["saved"] != state.step:
+            save()
     log_read_stats(corpus, stream.stats)
     total_s = time.monotonic() - run_start
     return DirectionSummary(

@@ -20,7 +20,7 @@ torch.set_num_threads(1)  # tests are small; one thread keeps them deterministic
 
 def tiny_config(**lm_overrides) -> ModelConfig:
     """A model small enough to train for a few seconds on one core."""
-    lm = dict(vocab_size=600, hidden=96, projection=48, num_layers=2, dropout=0.0,
+    lm = dict(vocab_size=800, hidden=96, projection=48, num_layers=2, dropout=0.0,
               filters=((1, 16), (2, 16), (3, 32)), highway_layers=1, char_dim=8, max_pieces=64)
     lm.update(lm_overrides)
     train = TrainConfig(lr=5e-3, warmup_steps=10, batch_tokens=512, eval_every=1000, checkpoint_every=1000,
@@ -40,7 +40,7 @@ def demo_heldout() -> Path:
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory, demo_corpus) -> Path:
-    """The first 1,500 lines of the demo corpus: enough text for a tokenizer of 600 pieces."""
+    """The first 1,500 lines of the demo corpus: enough text for a tokenizer of 800 pieces."""
     path = tmp_path_factory.mktemp("corpus") / "small.txt"
     lines = demo_corpus.read_text(encoding="utf-8").splitlines()[:1500]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -9,7 +9,7 @@ import pytest
 
 from contextemb.tokenization import Tokenizer
 
-TINY = ["--vocab-size", "600", "--layers", "1", "--hidden", "32", "--proj", "16", "--direction", "forward",
+TINY = ["--vocab-size", "800", "--layers", "1", "--hidden", "32", "--proj", "16", "--direction", "forward",
         "--max-steps", "3", "--batch-tokens", "256", "--no-progress", "--threads", "1"]
 
 

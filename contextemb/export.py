@@ -1,0 +1,123 @@
+"""Write embeddings of a text file to HDF5 (AllenNLP `elmo` command layout) or npz, streaming.
+
+HDF5 layout: one dataset per input line, named by its 0-based line number ("0", "1", ...), holding
+(layers, words, dim) float32 for --layers all, or (words, dim) for top/average; a blank line gives an
+empty (.., 0, dim) dataset so that line numbers stay aligned. A string dataset "sentence_to_index" holds
+the JSON map {sentence: "line number"}, as AllenNLP writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from pathlib import Path
+from typing import Iterator, Literal, NamedTuple, Optional
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from .embedder import Embedder
+from .errors import ContextembError, CorpusError
+from .io import atomic_write
+from .tokenization import normalize_line
+
+LayerChoice = Literal["all", "top", "average"]
+OutputFormat = Literal["hdf5", "npz"]
+
+
+class ExportSummary(NamedTuple):
+    lines: int
+    words: int
+    seconds: float
+
+
+def _select_layers(vectors: np.ndarray, layers: LayerChoice) -> np.ndarray:
+    """vectors: (layers, words, dim) -> (layers, words, dim) for all, (words, dim) for top or average."""
+    if layers == "all":
+        return vectors
+    if layers == "top":
+        return vectors[-1]
+    return vectors.mean(axis=0)
+
+
+def _read_lines(path: Path) -> Iterator[str]:
+    """Every line of a UTF-8 text file (blank lines included, so numbering matches the file)."""
+    try:
+        with open(path, "rb") as handle:
+            for raw in handle:
+                yield normalize_line(raw.decode("utf-8", errors="replace"))
+    except OSError as error:
+        raise CorpusError(f"cannot read {path}: {error}") from None
+
+
+def _chunks(lines: Iterator[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _write_npy(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
+    """One array into an open .npz archive, as np.savez stores it, without holding the others in memory."""
+    with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+        np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def export_embeddings(embedder: Embedder, input_path: Path, output_path: Path, *, layers: LayerChoice = "all",
+                      output_format: OutputFormat = "hdf5", batch_size: int = 64, chunk_lines: int = 1024,
+                      force: bool = False, progress: bool = True) -> ExportSummary:
+    """Embed every line of `input_path` (one sentence per line) into `output_path`.
+
+    Reads and writes `chunk_lines` lines at a time, so memory does not grow with the input. The file appears
+    only when complete (written to a temporary name, then renamed); an existing output needs force=True.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    if not input_path.is_file():
+        raise CorpusError(f"input {input_path} does not exist or is not a file")
+    if output_path.exists() and not force:
+        raise ContextembError(f"{output_path} exists; pass --force to overwrite it")
+    if layers not in ("all", "top", "average"):
+        raise ValueError(f"layers must be all, top or average, got {layers!r}")
+    if output_format not in ("hdf5", "npz"):
+        raise ValueError(f"format must be hdf5 or npz, got {output_format!r}")
+    total = sum(1 for _ in open(input_path, "rb"))
+    started = time.perf_counter()
+    counts = {"lines": 0, "words": 0}
+
+    def write(tmp: Path) -> None:
+        bar = tqdm(total=total, unit="line", disable=not progress, desc="embed")
+        sentence_to_index: dict[str, str] = {}
+        handle = h5py.File(tmp, "w") if output_format == "hdf5" else None
+        archive = zipfile.ZipFile(tmp, "w") if output_format == "npz" else None  # np.load reads it as .npz
+        try:
+            for chunk in _chunks(_read_lines(input_path), chunk_lines):
+                for offset, result in enumerate(embedder.embed(chunk, batch_size=batch_size)):
+                    index = counts["lines"] + offset
+                    vectors = _select_layers(result.vectors, layers).astype(np.float32, copy=False)
+                    if handle is not None:
+                        handle.create_dataset(str(index), data=vectors)
+                    else:
+                        _write_npy(archive, str(index), vectors)
+                    sentence_to_index.setdefault(result.text, str(index))
+                    counts["words"] += len(result.words)
+                counts["lines"] += len(chunk)
+                bar.update(len(chunk))
+            mapping = json.dumps(sentence_to_index, ensure_ascii=False)
+            if handle is not None:
+                handle.create_dataset("sentence_to_index", data=np.array([mapping], dtype=h5py.string_dtype()))
+            else:
+                _write_npy(archive, "sentence_to_index", np.array(mapping))
+        finally:
+            for opened in (handle, archive):
+                if opened is not None:
+                    opened.close()
+            bar.close()
+
+    atomic_write(output_path, write)
+    return ExportSummary(counts["lines"], counts["words"], time.perf_counter() - started)

@@ -1,0 +1,166 @@
+"""Embedder, ScalarMix, ContextualEmbedder and `contextemb embed` on the session's tiny trained model."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import contextemb
+from contextemb import ContextualEmbedder, ScalarMix
+
+TEXTS = [
+    "삼성, 사상 첫 통합우승 4연패",
+    "한화, 악몽같은 연패 언제 탈출하나",
+    "The bank raised its rates.",
+    "이 영화 최고 🙂🎬 진짜   강추",  # emoji and repeated spaces
+    "",
+    "   ",
+    "Mixed 한국어 and English 文字",
+]
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny_model_dir):
+    return contextemb.load(tiny_model_dir)
+
+
+def test_words_spans_and_shapes(embedder):
+    results = embedder.embed(TEXTS)
+    assert len(results) == len(TEXTS)
+    for text, result in zip(TEXTS, results):
+        assert result.text == text
+        assert result.words == text.split()
+        assert [text[s:e] for s, e in result.spans] == result.words
+        assert result.vectors.shape == (embedder.num_layers, len(text.split()), embedder.dim)
+        assert result.vectors.dtype == np.float32
+        assert np.isfinite(result.vectors).all()
+    assert embedder.num_layers == 3 and embedder.dim == 2 * 48
+
+
+def test_piece_unit_and_pools(embedder):
+    text = TEXTS[0]
+    pieces = embedder.embed([text], unit="piece")[0]
+    encoding = embedder.encode(text)
+    assert pieces.words == encoding.pieces
+    assert pieces.vectors.shape[1] == len(encoding.piece_ids)
+    words = {pool: embedder.embed([text], pool=pool)[0].vectors for pool in ("mean", "first", "last")}
+    last_word_pieces = [i for i, (s, e) in enumerate(zip(encoding.char_start, encoding.char_end)) if s >= 14]
+    np.testing.assert_allclose(words["first"][:, -1], pieces.vectors[:, last_word_pieces[0]], atol=1e-6)
+    np.testing.assert_allclose(words["last"][:, -1], pieces.vectors[:, last_word_pieces[-1]], atol=1e-6)
+    np.testing.assert_allclose(words["mean"][:, -1], pieces.vectors[:, last_word_pieces].mean(axis=1), atol=1e-6)
+
+
+def test_empty_input(embedder):
+    assert embedder.embed([]) == []
+    with pytest.raises(TypeError):
+        embedder.embed("a string, not a list")
+
+
+def test_batch_size_and_batch_company_do_not_change_vectors(embedder):
+    one_by_one = embedder.embed(TEXTS, batch_size=1)
+    together = embedder.embed(TEXTS, batch_size=64)
+    alone = [embedder.embed([text])[0] for text in TEXTS]
+    for a, b, c in zip(one_by_one, together, alone):
+        np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
+        np.testing.assert_allclose(a.vectors, c.vectors, atol=1e-5)
+
+
+def test_contexts_change_the_vector_of_the_same_word(embedder):
+    first = embedder.embed_span(TEXTS[0], 15, 17)  # 연패 in 4연패
+    second = embedder.embed_span(TEXTS[1], 9, 11)  # 연패 in 악몽같은 연패
+    assert first.shape == (embedder.num_layers, embedder.dim)
+    assert not np.allclose(first[1:], second[1:])  # the LSTM layers see different contexts
+
+
+def test_span_of_a_whole_word_equals_the_word_vector(embedder):
+    text = TEXTS[2]
+    result = embedder.embed([text])[0]
+    for index, (start, end) in enumerate(result.spans):
+        np.testing.assert_allclose(embedder.embed_span(text, start, end), result.vectors[:, index], atol=1e-5)
+
+
+@pytest.mark.parametrize("start, end", [(-1, 2), (3, 3), (5, 2), (0, 100), (17, 18)])
+def test_out_of_range_spans_raise_value_error(embedder, start, end):
+    with pytest.raises(ValueError):
+        embedder.embed_span(TEXTS[0], start, end)
+
+
+def test_whitespace_span_raises_value_error(embedder):
+    with pytest.raises(ValueError, match="whitespace"):
+        embedder.embed_span("a   b", 1, 3)
+
+
+def test_return_tensors(embedder):
+    result = embedder.embed(TEXTS[:2], return_tensors=True)
+    assert isinstance(result[0].vectors, torch.Tensor)
+
+
+def test_scalar_mix_worked_example_and_gradients():
+    """Two layers [[1, 2]] and [[3, 4]]: equal weights give their average, gamma = 1."""
+    mix = ScalarMix(2)
+    layers = [torch.tensor([[[1.0, 2.0]]]), torch.tensor([[[3.0, 4.0]]])]  # (batch 1, seq 1, dim 2)
+    out = mix(layers)
+    assert torch.allclose(out, torch.tensor([[[2.0, 3.0]]]))
+    assert torch.isclose(mix.weights.sum(), torch.tensor(1.0))
+    out.sum().backward()
+    assert mix.scalar_parameters.grad is not None and mix.gamma.grad is not None
+    assert torch.allclose(mix.gamma.grad, torch.tensor(5.0))
+    # moving weight to layer 1 moves the output towards it
+    with torch.no_grad():
+        mix.scalar_parameters.copy_(torch.tensor([0.0, 10.0]))
+    assert torch.allclose(mix(layers), layers[1], atol=1e-3)
+
+
+def test_scalar_mix_layer_norm_ignores_masked_positions():
+    mix = ScalarMix(1, layer_norm=True)
+    layer = torch.tensor([[[1.0, 3.0], [100.0, -100.0]]])  # the second position is padding
+    mask = torch.tensor([[True, False]])
+    out = mix([layer], mask)
+    assert torch.allclose(out[0, 0], torch.tensor([-1.0, 1.0]), atol=1e-5)
+
+
+def test_contextual_embedder_trains_only_the_mixes(embedder):
+    layer = ContextualEmbedder(embedder, num_output_representations=2, dropout=0.0)
+    output = layer(TEXTS)
+    assert len(output.representations) == 2
+    width = max(len(t.split()) for t in TEXTS)
+    assert output.representations[0].shape == (len(TEXTS), width, embedder.dim)
+    assert output.mask.tolist()[4] == [False] * width
+    (output.representations[0].sum() + output.representations[1].pow(2).sum()).backward()
+    for mix in layer.scalar_mixes:
+        assert mix.scalar_parameters.grad is not None and mix.scalar_parameters.grad.abs().sum() > 0
+    assert all(p.grad is None for p in layer.bilm.parameters())
+    assert all(abs(sum(w) - 1) < 1e-6 for w in layer.layer_weights())
+
+
+def test_contextual_embedder_can_fine_tune_the_bilm(tiny_model_dir):
+    layer = ContextualEmbedder(tiny_model_dir, requires_grad=True, dropout=0.0)
+    layer(TEXTS[:2]).representations[0].sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.bilm.parameters())
+
+
+def test_embed_command_writes_allennlp_layout(run_cli, tiny_model_dir, embedder, tmp_path):
+    source = tmp_path / "sentences.txt"
+    source.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    output = tmp_path / "vectors.h5"
+    result = run_cli("embed", tiny_model_dir, source, output, "--layers", "all", "--no-progress")
+    assert result.exit_code == 0, result.stderr
+    expected = embedder.embed(TEXTS)
+    with h5py.File(output, "r") as h5:
+        assert len([k for k in h5.keys() if k != "sentence_to_index"]) == len(TEXTS)
+        for index, want in enumerate(expected):
+            np.testing.assert_allclose(h5[str(index)][()], want.vectors, atol=1e-5)
+        mapping = json.loads(h5["sentence_to_index"][0])
+        assert mapping[TEXTS[1]] == "1"
+    again = run_cli("embed", tiny_model_dir, source, output, "--no-progress")
+    assert again.exit_code == 2 and "--force" in again.stderr
+    top = run_cli("embed", tiny_model_dir, source, tmp_path / "top.npz", "--layers", "top", "--format", "npz",
+                  "--force", "--no-progress")
+    assert top.exit_code == 0
+    with np.load(tmp_path / "top.npz") as archive:
+        np.testing.assert_allclose(archive["0"], expected[0].vectors[-1], atol=1e-5)
+        assert archive["4"].shape == (0, embedder.dim)
