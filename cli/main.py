@@ -195,5 +195,23 @@ def models():
         click.echo(f"{name}\t{packaged_models_dir() / name}")
 
 
+@cli.command()
+@click.argument("model")
+@click.argument("word")
+@click.argument("first_text")
+@click.argument("second_text")
+@reports_errors
+def similarity(model, word, first_text, second_text):
+    """Cosine similarity, per layer, of WORD's vectors in two texts."""
+    from contextemb.embedder import load
+    from contextemb.evaluation.similarity import word_similarity
+
+    rows = word_similarity(load(model), word, first_text, second_text)
+    click.echo(f"{word!r} in  1: {first_text}\n{' ' * (len(repr(word)) + 4)}2: {second_text}")
+    for row in rows:
+        name = "token encoders" if row.layer == 0 else f"LSTM layer {row.layer}"
+        click.echo(f"  layer {row.layer} ({name:14s})  cosine {row.cosine:+.3f}")
+
+
 if __name__ == "__main__":
     cli()

@@ -1,0 +1,257 @@
+"""Speed benchmarks, run by hand (never by the test suite):
+
+    python -m benchmarks.run [--quick] [--json FILE] [--only matmul,lstm,pretrain,embed]
+
+Measures in one run, on this machine, and prints a table:
+- float32 matrix-multiply rate (2048^3, all threads) — the machine's yardstick;
+- a plain nn.LSTM language-model training step of the default sizes (embedding 256 -> 2 x LSTM 512 proj 256 ->
+  adaptive softmax 8k; 2,048 tokens per batch; Adam) — the reference our step is compared against;
+- contextemb pretraining of the default configuration, both directions in parallel (pieces/s, characters/s
+  per direction and in total) on the first lines of the NSMC corpus, and the FLOP rate it achieves
+  (FLOPs per step counted by torch.utils.flop_counter) against the matmul rate;
+- embedding throughput: all 50,000 NSMC test reviews, all layers, to HDF5 (sentences/s, words/s, peak RSS).
+
+Every figure is the median of several runs, with min and max. The machine is shared and noisy: compare
+figures only as ratios taken in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("CONTEXTEMB_DATA", REPO.parent / "shared" / "data"))
+NSMC_CORPUS = DATA / "nsmc" / "corpus.txt"
+NSMC_TEST = DATA / "nsmc" / "ratings_test.tsv"
+
+
+def summary(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
+
+
+def fmt(stats: dict, digits: int = 0) -> str:
+    return f"{stats['median']:,.{digits}f} (min {stats['min']:,.{digits}f}, max {stats['max']:,.{digits}f}, n={stats['runs']})"
+
+
+# ---------------------------------------------------------------------------------------------
+# yardsticks
+
+
+def matmul_gflops(repeats: int) -> dict:
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    for _ in range(3):
+        a @ b
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        rates.append(2 * 2048 ** 3 / (time.perf_counter() - start) / 1e9)
+    return summary(rates)
+
+
+def plain_lstm_step(repeats: int, steps: int = 20) -> dict:
+    """tokens/s of a plain nn.LSTM LM training step with the default config's sizes (2,048 tokens per batch)."""
+    torch.manual_seed(0)
+    vocab, batch, seq = 8000, 32, 64
+    embedding = nn.Embedding(vocab, 256)
+    lstm = nn.LSTM(256, 512, num_layers=2, proj_size=256, batch_first=True)
+    softmax = nn.AdaptiveLogSoftmaxWithLoss(256, vocab, cutoffs=[1000, 4000], div_value=4.0)
+    params = [*embedding.parameters(), *lstm.parameters(), *softmax.parameters()]
+    optimizer = torch.optim.Adam(params, 1e-3)
+    inputs, targets = torch.randint(0, vocab, (batch, seq)), torch.randint(0, vocab, (batch, seq))
+    rates = []
+    for _ in range(repeats):
+        times = []
+        for step in range(steps + 3):
+            start = time.perf_counter()
+            states, _ = lstm(embedding(inputs))
+            loss = softmax(states.reshape(-1, 256), targets.reshape(-1)).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step >= 3:
+                times.append(time.perf_counter() - start)
+        rates.append(batch * seq / statistics.median(times))
+    return summary(rates)
+
+
+# ---------------------------------------------------------------------------------------------
+# contextemb pretraining
+
+
+def slice_corpus(lines: int, directory: Path) -> Path:
+    path = directory / "corpus.txt"
+    with open(NSMC_CORPUS, encoding="utf-8") as source, open(path, "w", encoding="utf-8") as out:
+        for index, line in enumerate(source):
+            if index >= lines:
+                break
+            out.write(line)
+    return path
+
+
+def flops_per_step(model_dir: Path, corpus: Path) -> tuple[float, int]:
+    """FLOPs of one training step (forward + backward) of the forward model on a real batch, and its pieces."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from contextemb.config import read_config
+    from contextemb.model_dir import build_language_model
+    from contextemb.pretrain.data import BatchStream
+    from contextemb.tokenization import Tokenizer
+
+    config = read_config(model_dir / "config.json")
+    tokenizer = Tokenizer.from_file(model_dir / "tokenizer.model")
+    model = build_language_model(config, tokenizer).train()
+    stream = BatchStream(corpus, tokenizer, "forward", max_pieces=config.lm.max_pieces,
+                         batch_tokens=config.train.batch_tokens, bucket_batches=config.train.bucket_batches, seed=0)
+    batch, _ = next(iter(stream))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss = model(batch.piece_ids, batch.targets)
+        loss.mean.backward()
+    return float(counter.get_total_flops()), loss.count
+
+
+def pretraining(repeats: int, steps: int, lines: int) -> dict:
+    """Pieces/s of the default configuration, both directions in parallel, via the CLI in a fresh process."""
+    from contextemb.tokenization import Tokenizer
+
+    work = Path(tempfile.mkdtemp(prefix="contextemb-bench-"))
+    try:
+        corpus = slice_corpus(lines, work)
+        per_direction: dict[str, list[float]] = {"forward": [], "backward": []}
+        totals = []
+        for run in range(repeats):
+            out = work / f"model{run}"
+            command = [sys.executable, "-m", "contextemb.cli.main", "-q", "pretrain", str(corpus), "--out", str(out),
+                       "--max-steps", str(steps), "--no-progress", "--log-every", "10", "--eval-every", "100000",
+                       "--checkpoint-every", "100000"]
+            subprocess.run(command, check=True, cwd=REPO)
+            records = [json.loads(line) for line in open(out / "metrics.jsonl")]
+            run_total = 0.0
+            for direction in per_direction:
+                # skip the first report (warm-up: allocator, first pool's tokenisation)
+                timed = [r for r in records if r["direction"] == direction and "loss" in r and r["step"] > 10]
+                rate = sum(r["tokens_per_s"] for r in timed) / len(timed)
+                per_direction[direction].append(rate)
+                run_total += rate
+            totals.append(run_total)
+        model_dir = work / "model0"
+        tokenizer = Tokenizer.from_file(model_dir / "tokenizer.model")
+        texts = [line.strip() for line in open(corpus, encoding="utf-8") if line.strip()]
+        pieces = sum(len(ids) + 1 for ids in tokenizer.encode(texts))  # + </s> per line
+        characters = sum(len(text) + 1 for text in texts)  # + the line break
+        step_flops, step_pieces = flops_per_step(model_dir, corpus)
+        return {"forward": summary(per_direction["forward"]), "backward": summary(per_direction["backward"]),
+                "total": summary(totals), "chars_per_piece": characters / pieces,
+                "flops_per_piece": step_flops / step_pieces, "steps": steps, "corpus_lines": lines}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# embedding
+
+
+def embedding(repeats: int, model: str, limit: int | None) -> dict:
+    """Embed the NSMC test reviews to HDF5 (all layers) in a fresh process; peak RSS of that process."""
+    work = Path(tempfile.mkdtemp(prefix="contextemb-bench-"))
+    try:
+        source = work / "reviews.txt"
+        with open(NSMC_TEST, encoding="utf-8") as tsv, open(source, "w", encoding="utf-8") as out:
+            next(tsv)
+            for index, row in enumerate(tsv):
+                if limit is not None and index >= limit:
+                    break
+                out.write(row.rstrip("\n").split("\t")[1] + "\n")
+        lines = sum(1 for _ in open(source, encoding="utf-8"))
+        words = sum(len(line.split()) for line in open(source, encoding="utf-8"))
+        seconds, rss = [], []
+        for run in range(repeats):
+            code = ("import resource, sys, time, contextemb; from contextemb.export import export_embeddings; "
+                    "t = time.perf_counter(); emb = contextemb.load(sys.argv[1]); "
+                    "export_embeddings(emb, sys.argv[2], sys.argv[3], layers='all', force=True, progress=False); "
+                    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            result = subprocess.run([sys.executable, "-c", code, model, str(source), str(work / "out.h5")],
+                                    check=True, capture_output=True, text=True, cwd=REPO)
+            elapsed, maxrss_kb = result.stdout.split()
+            seconds.append(float(elapsed))
+            rss.append(int(maxrss_kb) / 1024)
+        return {"sentences": lines, "words": words, "seconds": summary(seconds),
+                "sentences_per_s": summary([lines / s for s in seconds]),
+                "words_per_s": summary([words / s for s in seconds]), "peak_rss_mb": summary(rss)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and steps")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON")
+    parser.add_argument("--only", default="matmul,lstm,pretrain,embed")
+    parser.add_argument("--model", default="ko-nsmc-small", help="model for the embedding benchmark")
+    args = parser.parse_args()
+    parts = set(args.only.split(","))
+    repeats = 1 if args.quick else 3
+    results: dict = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                                 "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M")}}
+    if "matmul" in parts:
+        results["matmul_gflops"] = matmul_gflops(10 if args.quick else 30)
+    if "lstm" in parts:
+        results["plain_lstm_tokens_per_s"] = plain_lstm_step(repeats)
+    if "pretrain" in parts:
+        results["pretrain"] = pretraining(repeats, steps=40 if args.quick else 80, lines=20000)
+    if "embed" in parts:
+        results["embed"] = embedding(repeats, args.model, 5000 if args.quick else None)
+
+    print(f"\nmachine: {results['machine']}\n")
+    print("| what | median (min, max, runs) |\n|---|---|")
+    if "matmul_gflops" in results:
+        print(f"| float32 matmul 2048^3, GFLOP/s | {fmt(results['matmul_gflops'], 1)} |")
+    if "plain_lstm_tokens_per_s" in results:
+        print(f"| plain nn.LSTM LM step (default sizes, 2,048 tokens, one process), tokens/s | "
+              f"{fmt(results['plain_lstm_tokens_per_s'])} |")
+    if "pretrain" in results:
+        p = results["pretrain"]
+        cpp = p["chars_per_piece"]
+        print(f"| pretraining, forward, pieces/s | {fmt(p['forward'])} |")
+        print(f"| pretraining, backward, pieces/s | {fmt(p['backward'])} |")
+        print(f"| pretraining, both in parallel, pieces/s | {fmt(p['total'])} |")
+        print(f"| pretraining, both in parallel, characters/s ({cpp:.2f} chars/piece) | "
+              f"{p['total']['median'] * cpp:,.0f} |")
+        gflops = p["total"]["median"] * p["flops_per_piece"] / 1e9
+        print(f"| training FLOPs per piece (forward + backward, counted) | {p['flops_per_piece'] / 1e6:.2f} M |")
+        print(f"| achieved GFLOP/s, both directions | {gflops:.1f} |")
+        if "matmul_gflops" in results:
+            print(f"| achieved / matmul rate | {gflops / results['matmul_gflops']['median']:.1%} |")
+        if "plain_lstm_tokens_per_s" in results:
+            print(f"| pieces/s, both directions / plain nn.LSTM step | "
+                  f"{p['total']['median'] / results['plain_lstm_tokens_per_s']['median']:.2f} |")
+    if "embed" in results:
+        e = results["embed"]
+        print(f"| embed {e['sentences']:,} NSMC test reviews to HDF5 (all layers), seconds | {fmt(e['seconds'], 1)} |")
+        print(f"| embed, sentences/s | {fmt(e['sentences_per_s'])} |")
+        print(f"| embed, words/s | {fmt(e['words_per_s'])} |")
+        print(f"| embed, peak RSS, MB | {fmt(e['peak_rss_mb'])} |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
