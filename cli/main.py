@@ -213,5 +213,73 @@ def similarity(model, word, first_text, second_text):
         click.echo(f"  layer {row.layer} ({name:14s})  cosine {row.cosine:+.3f}")
 
 
+@cli.command()
+@click.argument("model")
+@click.option("--probes", "probe_file", type=click.Path(path_type=Path),
+              help="Probe TSV (word, sense, gloss, text, start, end). Default: the bundled set of --language.")
+@click.option("--language", type=click.Choice(["ko", "en"]), default="ko", show_default=True,
+              help="Which bundled probe set to use without --probes.")
+@click.option("--word", help="Only this word.")
+@click.option("--w2v", "w2v_path", type=click.Path(path_type=Path), help="Word2Vec file from `contextemb word2vec`.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write heatmaps and PCA scatters here.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per word and representation.")
+@click.option("--bootstrap", type=int, default=1000, show_default=True, callback=_positive)
+@reports_errors
+def probe(model, probe_file, language, word, w2v_path, plot_path, as_json, bootstrap):
+    """Do a word's vectors group by sense? Per layer, contextual against static Word2Vec."""
+    from contextemb.embedder import load
+    from contextemb.evaluation.probe import format_table, run_probes, summarise
+    from contextemb.evaluation.probe_sets import bundled_probe_file, read_probes
+
+    embedder = load(model)
+    probes = read_probes(probe_file or bundled_probe_file(language), word=word)
+    static = None
+    if w2v_path is not None:
+        from contextemb.evaluation.word2vec import StaticVectors
+
+        static = StaticVectors(w2v_path, embedder.tokenizer)
+    rows, grouped = run_probes(embedder, probes, static, samples=bootstrap)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps({"word": row.word, "representation": row.representation,
+                                   "occurrences": row.occurrences, "senses": row.senses,
+                                   **row.metrics._asdict()}, ensure_ascii=False))
+    else:
+        click.echo(format_table(rows))
+        click.echo("\nmean over words:")
+        for name, values in summarise(rows).items():
+            click.echo(f"  {name:9s} 1-NN {values['accuracy']:.3f} (chance {values['chance']:.3f})  "
+                       f"gap {values['gap']:+.3f}  silhouette {values['silhouette']:+.3f}")
+    if plot_path is not None:
+        from contextemb.evaluation.plots import plot_probes
+
+        plot_probes(grouped, plot_path)
+        click.echo(f"plot: {plot_path}", err=as_json)
+
+
+@cli.command()
+@click.argument("corpus", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
+@click.option("--model", default="ko-nsmc-small", show_default=True,
+              help="The contextual model whose tokenizer gives the pieces (same pre-tokenisation).")
+@click.option("--dim", type=int, default=300, show_default=True, callback=_positive)
+@click.option("--epochs", type=int, default=5, show_default=True, callback=_positive)
+@click.option("--min-count", type=int, default=5, show_default=True, callback=_positive)
+@click.option("--workers", type=int, default=2, show_default=True, callback=_positive)
+@reports_errors
+def word2vec(corpus, out_path, model, dim, epochs, min_count, workers):
+    """Train the static Word2Vec baseline on CORPUS, over MODEL's sentencepiece pieces."""
+    from contextemb.evaluation.word2vec import train_word2vec
+    from contextemb.io import TOKENIZER_FILE
+    from contextemb.packaged import resolve_model
+    from contextemb.pretrain.data import check_text_file
+    from contextemb.tokenization import Tokenizer
+
+    tokenizer = Tokenizer.from_file(resolve_model(model) / TOKENIZER_FILE)
+    result = train_word2vec(check_text_file(corpus), tokenizer, out_path, dim=dim, epochs=epochs,
+                            min_count=min_count, workers=workers)
+    click.echo(f"{result.pieces} piece vectors -> {out_path} in {result.seconds:.1f} s")
+
+
 if __name__ == "__main__":
     cli()

@@ -7,12 +7,12 @@
 
 from .contextual_embedder import ContextualEmbedder, ContextualOutput
 from .embedder import EmbeddedText, Embedder, load
-from .errors import (ConfigError, ContextembError, CorpusError, ModelFormatError, TokenizerError,
-                     TrainingError)
+from .errors import (ConfigError, ContextembError, CorpusError, DataFormatError, ModelFormatError,
+                     TokenizerError, TrainingError)
 from .packaged import list_models
 from .scalar_mix import ScalarMix
 
 __all__ = [
     "load", "list_models", "Embedder", "EmbeddedText", "ScalarMix", "ContextualEmbedder", "ContextualOutput",
-    "ContextembError", "CorpusError", "TokenizerError", "ModelFormatError", "ConfigError", "TrainingError",
+    "ContextembError", "CorpusError", "DataFormatError", "TokenizerError", "ModelFormatError", "ConfigError", "TrainingError",
 ]

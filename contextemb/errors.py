@@ -23,3 +23,7 @@ class ConfigError(ContextembError):
 
 class TrainingError(ContextembError):
     """Training cannot go on (non-finite loss, a locked output directory, a failed write)."""
+
+
+class DataFormatError(ContextembError):
+    """A probe, pair or labelled-data file has missing columns, wrong offsets or duplicate rows."""
