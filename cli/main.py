@@ -281,5 +281,30 @@ def word2vec(corpus, out_path, model, dim, epochs, min_count, workers):
     click.echo(f"{result.pieces} piece vectors -> {out_path} in {result.seconds:.1f} s")
 
 
+@cli.command()
+@click.argument("model")
+@click.option("--train", "train_path", required=True, type=click.Path(path_type=Path),
+              help="WiC X.data.txt (with X.gold.txt beside it) or a pair TSV.")
+@click.option("--test", "test_path", required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@reports_errors
+def wic(model, train_path, test_path, as_json):
+    """Word-in-Context: same sense or not, from per-layer cosines; threshold chosen on train."""
+    from contextemb.embedder import load
+    from contextemb.evaluation.wic import evaluate_wic, read_pairs
+
+    train, test = read_pairs(train_path), read_pairs(test_path)
+    results = evaluate_wic(load(model), train, test)
+    for result in results:
+        if as_json:
+            click.echo(json.dumps(result._asdict()))
+        else:
+            threshold = "" if result.threshold is None else f"threshold {result.threshold:+.3f}  "
+            click.echo(f"{result.representation:22s} {threshold:18s} train {result.train_accuracy:.3f}  "
+                       f"test {result.test_accuracy:.3f}")
+    if not as_json:
+        click.echo(f"({len(train)} train pairs, {len(test)} test pairs)")
+
+
 if __name__ == "__main__":
     cli()
