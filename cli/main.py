@@ -306,5 +306,47 @@ def wic(model, train_path, test_path, as_json):
         click.echo(f"({len(train)} train pairs, {len(test)} test pairs)")
 
 
+@cli.command()
+@click.argument("model")
+@click.option("--train", "train_path", required=True, type=click.Path(path_type=Path), help="Labelled TSV with a header.")
+@click.option("--test", "test_path", required=True, type=click.Path(path_type=Path))
+@click.option("--text-column", default="document", show_default=True)
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--w2v", "w2v_path", type=click.Path(path_type=Path), help="Also train the Word2Vec baseline.")
+@click.option("--max-train", type=int, callback=_positive, help="Use only the first N training rows.")
+@click.option("--max-test", type=int, callback=_positive, help="Use only the first N test rows.")
+@click.option("--epochs", type=int, default=6, show_default=True, callback=_positive)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@reports_errors
+def classify(model, train_path, test_path, text_column, label_column, w2v_path, max_train, max_test, epochs, seed,
+             as_json):
+    """Train a classifier over the frozen biLM with a learned layer mix; report test accuracy and the weights."""
+    from contextemb.embedder import load
+    from contextemb.evaluation.classify import contextual_features, read_labelled, static_features, train_and_test
+
+    embedder = load(model)
+    train_texts, train_labels = read_labelled(train_path, text_column, label_column, max_train)
+    test_texts, test_labels = read_labelled(test_path, text_column, label_column, max_test)
+    runs = [("contextual", lambda texts: contextual_features(embedder, texts))]
+    if w2v_path is not None:
+        from contextemb.evaluation.word2vec import StaticVectors
+
+        static = StaticVectors(w2v_path, embedder.tokenizer)
+        runs.append(("word2vec", lambda texts: static_features(static, texts)))
+    for name, featurise in runs:
+        result = train_and_test(name, featurise(train_texts), train_labels, featurise(test_texts), test_labels,
+                                epochs=epochs, seed=seed)
+        if as_json:
+            click.echo(json.dumps(result._asdict()))
+        else:
+            weights = ", ".join(f"{w:.3f}" for w in result.layer_weights)
+            click.echo(f"{name:10s} test accuracy {result.test_accuracy:.4f}  (dev {result.dev_accuracy:.4f}, "
+                       f"epoch {result.best_epoch}, {result.seconds:.0f} s)  layer weights [{weights}] "
+                       f"gamma {result.gamma:.3f}")
+    if not as_json:
+        click.echo(f"({len(train_texts)} train rows, {len(test_texts)} test rows)")
+
+
 if __name__ == "__main__":
     cli()
