@@ -19,7 +19,8 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
-# Pretrain a small model on the bundled corpus (a few minutes on 2 cores), then score and sample it.
+# Pretrain a small model on the bundled corpus (a few minutes on 2 cores), score it and sample it; then, with the
+# packaged Korean model, compare the vectors of 연패 in its two senses and run the 연패 probe against Word2Vec.
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
 	$(BIN)/contextemb pretrain contextemb/resources/demo/corpus.txt --out $(DEMO_DIR) \
@@ -28,6 +29,10 @@ demo: $(STAMP)
 	$(BIN)/contextemb perplexity $(DEMO_DIR) contextemb/resources/demo/heldout.txt
 	$(BIN)/contextemb sample $(DEMO_DIR) --prompt "영화가" --seed 1 -n 2
 	$(BIN)/contextemb sample $(DEMO_DIR) --prompt "The bank" --seed 1
+	$(BIN)/contextemb similarity ko-nsmc-small 연패 "삼성, 사상 첫 통합우승 4연패" "한화, 악몽같은 연패 언제 탈출하나"
+	$(BIN)/contextemb word2vec contextemb/resources/demo/corpus.txt --out $(DEMO_DIR)/w2v.bin \
+		--model ko-nsmc-small --dim 100 --min-count 2
+	$(BIN)/contextemb probe ko-nsmc-small --word 연패 --w2v $(DEMO_DIR)/w2v.bin --plot $(DEMO_DIR)/probe-연패.png
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -348,5 +348,26 @@ def classify(model, train_path, test_path, text_column, label_column, w2v_path, 
         click.echo(f"({len(train_texts)} train rows, {len(test_texts)} test rows)")
 
 
+@cli.command("export")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--float32", "full", is_flag=True, help="Keep float32 weights (default: float16, half the size).")
+@click.option("--card", type=click.Path(path_type=Path), help="A JSON file describing the model, copied as model_card.json.")
+@reports_errors
+def export_command(model_dir, out_dir, full, card):
+    """Copy a trained model for distribution: weights (float16 by default), config, tokenizer; no checkpoints."""
+    from contextemb.model_dir import export_model_dir
+
+    card_data = None
+    if card is not None:
+        try:
+            card_data = json.loads(Path(card).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"--card {card}: {error}") from None
+    out = export_model_dir(model_dir, out_dir, half=not full, card=card_data)
+    size = sum(path.stat().st_size for path in out.iterdir() if path.is_file())
+    click.echo(f"{out}: {size / 1e6:.1f} MB")
+
+
 if __name__ == "__main__":
     cli()

@@ -87,3 +87,25 @@ def load_model_dir(model_dir: Path, directions: Sequence[str] = ("forward", "bac
         load_weights(model, path)
         models[direction] = model.eval()
     return LoadedModels(config, tokenizer, models)
+
+
+def export_model_dir(model_dir: Path, out_dir: Path, *, half: bool = True, card: Optional[dict] = None) -> Path:
+    """Copy a trained model directory for distribution: config.json, tokenizer.model, metrics.jsonl and both
+    directions' weights (float16 with half=True: half the size, loaded back as float32), no checkpoints.
+    `card` (how it was trained, held-out scores) is written as model_card.json."""
+    import json
+    import shutil
+
+    from .io import METRICS_FILE, atomic_write, atomic_write_text
+
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    loaded = load_model_dir(model_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (CONFIG_FILE_NAME, TOKENIZER_FILE, METRICS_FILE):
+        if (model_dir / name).is_file():
+            atomic_write(out_dir / name, lambda tmp, source=model_dir / name: shutil.copyfile(source, tmp))
+    for direction, model in loaded.models.items():
+        save_weights(model, weights_path(out_dir, direction), dtype=torch.float16 if half else None)
+    if card is not None:
+        atomic_write_text(out_dir / "model_card.json", json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    return out_dir

@@ -1,0 +1,130 @@
+"""Faults: kill -9 at random moments (one during a checkpoint write), a full disk, a NaN loss, two runs into one
+directory, two embedders reading one model. Nothing is lost: --resume ends where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from contextemb.config import ModelConfig
+from contextemb.errors import TrainingError
+from contextemb.io import checkpoint_path, load_tensors, weights_path
+from contextemb.lm import LanguageModel
+from contextemb.pretrain import checkpoint as checkpoint_module
+from contextemb.pretrain.checkpoint import read_checkpoint_state
+from contextemb.pretrain.train import pretrain
+
+from conftest import tiny_config
+from test_pretrain import assert_same_weights, straight_run, tiny_run, wait_for  # noqa: F401  (fixture)
+
+
+def _tiny(steps: int, **train) -> ModelConfig:
+    config = tiny_config()
+    return ModelConfig(lm=config.lm, train=dataclasses.replace(config.train, max_steps=steps, **train))
+
+
+def test_kill_9_at_random_moments_then_resume_matches_uninterrupted(small_corpus, straight_run, tmp_path):
+    """Five SIGKILLs at random moments, one of them while the checkpoint's temporary file is being written;
+    each --resume goes on from the last complete checkpoint; the end is bit-for-bit the uninterrupted run
+    (one thread, CPU: the path is deterministic)."""
+    out = tmp_path / "m"
+    rng = random.Random(3)
+    kills = 0
+    tmp_file = checkpoint_path(out, "forward").with_name("forward.safetensors.tmp")
+    for attempt in range(6):
+        process = tiny_run(small_corpus, out, 40, *(["--resume"] if attempt else []))
+        if attempt == 0:  # during a checkpoint write: kill as soon as the temporary file appears
+            deadline = time.monotonic() + 120
+            while not tmp_file.exists() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+        else:
+            time.sleep(rng.uniform(2.5, 6.0))  # start-up takes ~2 s; training 40 steps a few more
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+        else:
+            break
+        state = read_checkpoint_state(checkpoint_path(out, "forward"))  # must always be readable
+        assert state is None or 0 < state.step <= 40
+    assert kills >= 5
+    final = tiny_run(small_corpus, out, 40, "--resume")
+    assert final.wait(timeout=300) == 0, final.stdout.read()
+    assert_same_weights(straight_run, out)
+
+
+def test_full_disk_stops_with_message_and_keeps_previous_checkpoint(small_corpus, tmp_path, monkeypatch):
+    out = tmp_path / "m"
+    real_save = checkpoint_module.save_tensors
+    calls = {"n": 0}
+
+    def save_then_fail(path, tensors, metadata=None):
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(path, tensors, metadata)
+
+    monkeypatch.setattr(checkpoint_module, "save_tensors", save_then_fail)
+    with pytest.raises(TrainingError, match="No space left on device") as raised:
+        pretrain(small_corpus, out, _tiny(20, checkpoint_every=5), directions=("forward",), threads=1,
+                 progress=False)
+    assert "step 10" in str(raised.value) and "intact" in str(raised.value)
+    assert read_checkpoint_state(checkpoint_path(out, "forward")).step == 5
+    load_tensors(checkpoint_path(out, "forward"))  # complete and readable
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_non_finite_loss(small_corpus, tmp_path, monkeypatch, skip):
+    real_forward = LanguageModel.forward
+    calls = {"n": 0}
+
+    def forward_with_a_nan_at_step_8(self, piece_ids, targets):
+        loss = real_forward(self, piece_ids, targets)
+        calls["n"] += 1
+        if calls["n"] == 8:
+            return loss._replace(nll_sum=loss.nll_sum * float("nan"))
+        return loss
+
+    monkeypatch.setattr(LanguageModel, "forward", forward_with_a_nan_at_step_8)
+    out = tmp_path / "m"
+    config = _tiny(12, checkpoint_every=5, skip_nonfinite=skip)
+    if not skip:
+        with pytest.raises(TrainingError, match="step 8"):
+            pretrain(small_corpus, out, config, directions=("forward",), threads=1, progress=False)
+        assert read_checkpoint_state(checkpoint_path(out, "forward")).step == 5  # the last good one
+    else:
+        (summary,) = pretrain(small_corpus, out, config, directions=("forward",), threads=1, progress=False)
+        assert summary.skipped_nonfinite == 1 and summary.step == 12
+        tensors, _ = load_tensors(weights_path(out, "forward"))
+        assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+
+
+def test_second_run_into_the_same_directory_refuses(small_corpus, tmp_path):
+    out = tmp_path / "m"
+    process = tiny_run(small_corpus, out, 400)
+    try:
+        wait_for(checkpoint_path(out, "forward"), process)
+        with pytest.raises(TrainingError, match="in use"):
+            pretrain(small_corpus, out, _tiny(5), directions=("forward",), threads=1, progress=False, resume=True)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+
+
+def test_two_embed_processes_read_one_model(tiny_model_dir, tmp_path):
+    source = tmp_path / "s.txt"
+    source.write_text("삼성, 사상 첫 통합우승 4연패\nThe bank raised its rates.\n" * 20, encoding="utf-8")
+    processes = [subprocess.Popen([sys.executable, "-m", "contextemb.cli.main", "embed", str(tiny_model_dir),
+                                   str(source), str(tmp_path / f"out{i}.h5"), "--no-progress", "--threads", "1"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    for process in processes:
+        assert process.wait(timeout=300) == 0, process.stdout.read()
+    assert (tmp_path / "out0.h5").read_bytes() != b"" and (tmp_path / "out1.h5").is_file()
