@@ -25,6 +25,7 @@ from torch import Tensor
 from .alignment import POOLS, Pool, Span, Unit, check_span, overlapping_pieces, pooling_matrix, word_groups
 from .bilm import BiLM
 from .config import ModelConfig
+from .encoders import CharCNN
 from .model_dir import load_model_dir
 from .packaged import resolve_model
 from .tokenization import Encoding, Tokenizer
@@ -161,4 +162,7 @@ def load(name_or_path: Union[str, Path], device: Union[str, torch.device, None] 
     bilm = BiLM(loaded.models["forward"], loaded.models["backward"])
     if device is not None:
         bilm = bilm.to(device)
+    for model in (bilm.forward_lm, bilm.backward_lm):
+        if isinstance(model.encoder, CharCNN):
+            model.encoder.build_cache()  # every piece's char-CNN output, once: inference looks it up
     return Embedder(loaded.config, loaded.tokenizer, bilm, name=str(name_or_path))

@@ -5,6 +5,8 @@ Both map piece ids (batch, seq) to vectors (batch, seq, projection); layer 0 of 
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -64,8 +66,24 @@ class CharCNN(nn.Module):
 
     def forward(self, piece_ids: Tensor) -> Tensor:
         """piece_ids: (batch, seq) int64 -> (batch, seq, projection)."""
+        if self.cache is not None and not torch.is_grad_enabled():
+            return self.cache[piece_ids]
         distinct, inverse = torch.unique(piece_ids, return_inverse=True)
         return self.encode_pieces(distinct)[inverse]
+
+    cache: Optional[Tensor] = None  # (vocab, projection): the output for every piece, for inference only
+
+    def build_cache(self, chunk: int = 2048) -> None:
+        """Run the CNN once over the whole vocabulary (as ELMo's vocab_to_cache does): afterwards inference is
+        a table lookup. Used only where gradients are off; train() drops it when the weights can change."""
+        with torch.no_grad():
+            ids = torch.arange(self.char_table.shape[0], device=self.char_table.device)
+            self.cache = torch.cat([self.encode_pieces(ids[i:i + chunk]) for i in range(0, len(ids), chunk)])
+
+    def train(self, mode: bool = True) -> "CharCNN":
+        if mode and any(parameter.requires_grad for parameter in self.parameters()):
+            self.cache = None
+        return super().train(mode)
 
 
 class PieceEmbedding(nn.Module):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import unicodedata
 
 import pytest
 
@@ -69,13 +70,16 @@ def _dirty_corpus(small_corpus, kind: str) -> bytes:
         lines[::5] = [line.replace(b" ", b"\x00 ", 1) for line in lines[::5]]
     elif kind == "crlf-bom":
         return b"\xef\xbb\xbf" + b"\r\n".join(lines) + b"\r\n"
-    elif kind == "long-line":
+    elif kind == "long-line":  # one 10 MB line (cut at spaces into parts; never held as one sequence)
         text = b" ".join(lines)
-        lines = lines + [(text * (5_000_000 // len(text) + 1))[:5_000_000]]
+        lines = lines + [(text * (10_000_000 // len(text) + 1))[:10_000_000].rsplit(b" ", 1)[0]]
+    elif kind == "scripts":  # decomposed jamo (NFD), emoji, right-to-left Arabic and Hebrew, mixed scripts
+        lines = [unicodedata.normalize("NFD", line.decode()).encode() for line in lines]
+        lines += ["مرحبا بالعالم 🙂 שלום עולם 영화 good 映画".encode()] * 3
     return b"\n".join(lines) + b"\n"
 
 
-@pytest.mark.parametrize("kind", ["invalid-utf8", "nul-bytes", "crlf-bom", "long-line"])
+@pytest.mark.parametrize("kind", ["invalid-utf8", "nul-bytes", "crlf-bom", "long-line", "scripts"])
 def test_dirty_corpus_is_cleaned_and_trains(run_cli, tmp_path, small_corpus, kind):
     corpus = tmp_path / "corpus.txt"
     corpus.write_bytes(_dirty_corpus(small_corpus, kind))
@@ -88,6 +92,9 @@ def test_dirty_corpus_is_cleaned_and_trains(run_cli, tmp_path, small_corpus, kin
         assert "invalid UTF-8" in result.stderr
     if kind == "nul-bytes":
         assert "NUL" in result.stderr
+    if kind == "scripts":  # NFD jamo were composed before the tokenizer saw them
+        assert any("영" in piece for piece in pieces)
+        assert not any("\u1100" <= ch <= "\u11ff" for piece in pieces for ch in piece)
 
 
 def test_console_script_exits_2_without_traceback(tmp_path):

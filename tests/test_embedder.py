@@ -164,3 +164,17 @@ def test_embed_command_writes_allennlp_layout(run_cli, tiny_model_dir, embedder,
     with np.load(tmp_path / "top.npz") as archive:
         np.testing.assert_allclose(archive["0"], expected[0].vectors[-1], atol=1e-5)
         assert archive["4"].shape == (0, embedder.dim)
+
+
+def test_long_sentence_is_embedded_whole(embedder):
+    """Far longer than the 64-piece training windows: the LSTMs read it all, nothing is truncated."""
+    text = " ".join(["삼성이 통합우승 4연패를 달성했다"] * 150)
+    result = embedder.embed([text])[0]
+    assert result.vectors.shape[1] == len(text.split()) == 600
+    assert np.isfinite(result.vectors).all()
+
+
+@pytest.mark.parametrize("start, end", [(1.0, 3), ("1", 3), (True, 3)])
+def test_span_offsets_must_be_integers(embedder, start, end):
+    with pytest.raises(ValueError, match="integers"):
+        embedder.embed_span(TEXTS[0], start, end)
