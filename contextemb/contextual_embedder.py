@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from .alignment import Pool, Unit
 from .embedder import Embedder, load
+from .encoders import CharCNN
 from .scalar_mix import ScalarMix
 
 
@@ -37,6 +38,10 @@ class ContextualEmbedder(nn.Module):
         self.requires_grad = requires_grad
         for parameter in self.bilm.parameters():
             parameter.requires_grad_(requires_grad)
+        if requires_grad:  # the char-CNN's inference cache would go stale as the weights learn
+            for module in self.bilm.modules():
+                if isinstance(module, CharCNN):
+                    module.cache = None
         self.scalar_mixes = nn.ModuleList(ScalarMix(self.embedder.num_layers, layer_norm=layer_norm)
                                           for _ in range(num_output_representations))
         self.dropout = nn.Dropout(dropout)
