@@ -369,5 +369,23 @@ def export_command(model_dir, out_dir, full, card):
     click.echo(f"{out}: {size / 1e6:.1f} MB")
 
 
+@cli.command("wic-pairs")
+@click.option("--probes", "probe_file", type=click.Path(path_type=Path), help="Default: the bundled set of --language.")
+@click.option("--language", type=click.Choice(["ko", "en"]), default="ko", show_default=True)
+@click.option("--train", "train_out", required=True, type=click.Path(path_type=Path))
+@click.option("--test", "test_out", required=True, type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+@reports_errors
+def wic_pairs(probe_file, language, train_out, test_out, seed):
+    """Build balanced WiC-style pair files (train/test, split by sentence) from a probe set."""
+    from contextemb.evaluation.probe_sets import bundled_probe_file, read_probes
+    from contextemb.evaluation.wic import pairs_from_probes, write_pair_tsv
+
+    train, test = pairs_from_probes(read_probes(probe_file or bundled_probe_file(language)), seed=seed)
+    write_pair_tsv(train, train_out)
+    write_pair_tsv(test, test_out)
+    click.echo(f"{len(train)} train pairs -> {train_out}, {len(test)} test pairs -> {test_out}")
+
+
 if __name__ == "__main__":
     cli()

@@ -143,3 +143,46 @@ def evaluate_wic(embedder: Embedder, train: Sequence[Pair], test: Sequence[Pair]
     majority = float(max(np.mean(test_labels), 1 - np.mean(test_labels)))
     results.append(WicResult("majority class", None, float("nan"), majority))
     return results
+
+
+def pairs_from_probes(probes, seed: int = 0, test_fraction: float = 0.5) -> tuple[list[Pair], list[Pair]]:
+    """WiC-style pairs from a probe set, split by sentence so no sentence is in both train and test.
+
+    For each word, the sentences are split in two; within each half every same-sense pair (T) and an equal
+    number of random different-sense pairs (F) are drawn, so each split is balanced.
+    """
+    import itertools
+
+    rng = np.random.default_rng(seed)
+    by_word: dict[str, list] = {}
+    for probe in probes:
+        by_word.setdefault(probe.word, []).append(probe)
+    splits: tuple[list[Pair], list[Pair]] = ([], [])
+    for word, occurrences in sorted(by_word.items()):
+        order = rng.permutation(len(occurrences))
+        cut = int(round(len(order) * (1 - test_fraction)))
+        for split, indices in zip(splits, (order[:cut], order[cut:])):
+            chosen = [occurrences[i] for i in indices]
+            same, different = [], []
+            for a, b in itertools.combinations(chosen, 2):
+                (same if a.sense == b.sense else different).append((a, b))
+            count = min(len(same), len(different))
+            for index in rng.permutation(len(same))[:count]:
+                split.append(_pair(word, *same[index], True))
+            for index in rng.permutation(len(different))[:count]:
+                split.append(_pair(word, *different[index], False))
+    return splits
+
+
+def _pair(word: str, a, b, same: bool) -> Pair:
+    return Pair(word, a.text, a.start, a.end, b.text, b.start, b.end, same)
+
+
+def write_pair_tsv(pairs: Sequence[Pair], path: Path) -> None:
+    from contextemb.io import atomic_write_text
+
+    lines = ["\t".join(PAIR_COLUMNS)]
+    for p in pairs:
+        lines.append("\t".join([p.word, p.text1, str(p.start1), str(p.end1), p.text2, str(p.start2), str(p.end2),
+                                "T" if p.same else "F"]))
+    atomic_write_text(Path(path), "\n".join(lines) + "\n")
