@@ -315,10 +315,10 @@ def train_direction(corpus: Path, out_dir: Path, direction: str, *, valid: Optio
                 if train.skip_nonfinite:
                     state.skipped_nonfinite += 1
                     state.position = position
-                    log.warning("%s: skipped a batch with loss %s (%d so far)", direction, float(mean),
+                    log.warning("%s: skipped a batch with loss %s (%d so far)", direction, float(mean.detach()),
                                 state.skipped_nonfinite)
                     continue
-                raise TrainingError(f"{direction}: loss became {float(mean)} at step {state.step + 1}; stopped. "
+                raise TrainingError(f"{direction}: loss became {float(mean.detach())} at step {state.step + 1}; stopped. "
                                     f"The last good checkpoint is kept in {checkpoint.parent} "
                                     f"(lower --lr, or pass --skip-nonfinite)")
             optimizer.zero_grad(set_to_none=True)

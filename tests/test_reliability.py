@@ -37,25 +37,29 @@ def test_kill_9_at_random_moments_then_resume_matches_uninterrupted(small_corpus
     (one thread, CPU: the path is deterministic)."""
     out = tmp_path / "m"
     rng = random.Random(3)
-    kills = 0
-    tmp_file = checkpoint_path(out, "forward").with_name("forward.safetensors.tmp")
-    for attempt in range(6):
-        process = tiny_run(small_corpus, out, 40, *(["--resume"] if attempt else []))
-        if attempt == 0:  # during a checkpoint write: kill as soon as the temporary file appears
-            deadline = time.monotonic() + 120
+    ckpt = checkpoint_path(out, "forward")
+    tmp_file = ckpt.with_name("forward.safetensors.tmp")
+    kills, last_step = 0, 0
+    while kills < 5:
+        process = tiny_run(small_corpus, out, 40, *(["--resume"] if kills else []))
+        deadline = time.monotonic() + 120
+        if kills == 0:  # during a checkpoint write: kill as soon as the temporary file appears
             while not tmp_file.exists() and process.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.001)
-        else:
-            time.sleep(rng.uniform(2.5, 6.0))  # start-up takes ~2 s; training 40 steps a few more
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
-        else:
-            break
-        state = read_checkpoint_state(checkpoint_path(out, "forward"))  # must always be readable
-        assert state is None or 0 < state.step <= 40
-    assert kills >= 5
+        else:  # at a random moment after the run has made progress past the last checkpoint
+            while process.poll() is None and time.monotonic() < deadline:
+                state = read_checkpoint_state(ckpt) if ckpt.exists() else None
+                if state is not None and state.step > last_step:
+                    break
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.3))
+        assert process.poll() is None, "the run finished before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+        state = read_checkpoint_state(ckpt) if ckpt.exists() else None  # always complete and readable
+        assert state is None or 0 < state.step < 40
+        last_step = state.step if state else 0
     final = tiny_run(small_corpus, out, 40, "--resume")
     assert final.wait(timeout=300) == 0, final.stdout.read()
     assert_same_weights(straight_run, out)
