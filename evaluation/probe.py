@@ -93,8 +93,10 @@ def sense_metrics(vectors: np.ndarray, labels: Sequence[str], seed: int = 0,
         sample_within, sample_cross = _within_cross(similarity[np.ix_(index, index)], labels[index])
         gaps.append(sample_within - sample_cross)
     distances = np.clip(1.0 - similarity, 0.0, 2.0)
+    distances[distances < 1e-6] = 0.0  # identical vectors (a static embedding) are at distance 0, not float noise
     np.fill_diagonal(distances, 0.0)
-    silhouette = float(silhouette_score(distances, labels, metric="precomputed")) if len(set(labels)) > 1 else 0.0
+    separable = len(set(labels)) > 1 and distances.max() > 0
+    silhouette = float(silhouette_score(distances, labels, metric="precomputed")) if separable else 0.0
     return SenseMetrics(float(hits.mean()), _interval(accuracies), chance_level(labels), within, cross,
                         within - cross, _interval(gaps), silhouette)
 
