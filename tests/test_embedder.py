@@ -178,3 +178,27 @@ def test_long_sentence_is_embedded_whole(embedder):
 def test_span_offsets_must_be_integers(embedder, start, end):
     with pytest.raises(ValueError, match="integers"):
         embedder.embed_span(TEXTS[0], start, end)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+SENTENCE = st.text(alphabet=st.sampled_from(list("가나다연패배눈 abcXY 12,.🙂  한국어")), max_size=30)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(SENTENCE, min_size=1, max_size=6), st.integers(1, 4))
+def test_property_alone_or_in_a_batch_gives_the_same_vectors(embedder, texts, batch_size):
+    together = embedder.embed(texts, batch_size=batch_size)
+    for text, result in zip(texts, together):
+        alone = embedder.embed([text])[0]
+        assert result.words == alone.words == text.split()
+        np.testing.assert_allclose(result.vectors, alone.vectors, atol=1e-5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-20, 20), min_size=1, max_size=8))
+def test_property_scalar_mix_weights_sum_to_one(initial):
+    mix = ScalarMix(len(initial), initial_weights=initial)
+    weights = mix.weights
+    assert torch.isclose(weights.sum(), torch.tensor(1.0), atol=1e-5)
+    assert (weights >= 0).all()
