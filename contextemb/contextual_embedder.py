@@ -62,7 +62,7 @@ class ContextualEmbedder(nn.Module):
         with torch.set_grad_enabled(self.requires_grad and torch.is_grad_enabled()):
             encodings = [self.embedder.encode(text) for text in texts]
             piece_vectors = self.embedder.piece_vectors(encodings, self.batch_size)
-            units = [self.embedder._to_units(text, encoding, vectors, self.unit, self.pool).vectors
+            units = [self.embedder.word_vectors(text, encoding, vectors, self.unit, self.pool).vectors
                      for text, encoding, vectors in zip(texts, encodings, piece_vectors)]
         layers, dim = self.embedder.num_layers, self.embedder.dim
         device = self.embedder.device

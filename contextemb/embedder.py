@@ -108,13 +108,14 @@ class Embedder:
         encodings = [self.encode(text) for text in texts]
         with torch.inference_mode():
             piece_vectors = self.piece_vectors(encodings, batch_size)
-            results = [self._to_units(text, encoding, vectors, unit, pool)
+            results = [self.word_vectors(text, encoding, vectors, unit, pool)
                        for text, encoding, vectors in zip(texts, encodings, piece_vectors)]
         if return_tensors:
             return results
         return [EmbeddedText(r.text, r.words, r.spans, r.vectors.cpu().numpy()) for r in results]
 
-    def _to_units(self, text: str, encoding: Encoding, vectors: Tensor, unit: Unit, pool: Pool) -> EmbeddedText:
+    def word_vectors(self, text: str, encoding: Encoding, vectors: Tensor, unit: Unit, pool: Pool) -> EmbeddedText:
+        """Piece vectors (layers, pieces, dim) of one text -> its words' (or pieces') vectors (layers, words, dim)."""
         if unit == "piece":
             spans = [Span(s, e) for s, e in zip(encoding.char_start, encoding.char_end)]
             return EmbeddedText(text, list(encoding.pieces), spans, vectors)
