@@ -36,10 +36,7 @@ def test_probe_file_checks(tmp_path):
 
 @pytest.mark.parametrize("language, words", [("ko", 12), ("en", 8)])
 def test_bundled_probe_sets(language, words):
-    path = bundled_probe_file(language)
-    if not path.exists():
-        pytest.skip("probe set not bundled")
-    probes = read_probes(path)
+    probes = read_probes(bundled_probe_file(language))  # DataFormatError if the set is not bundled
     by_sense: dict = {}
     for probe in probes:
         by_sense.setdefault(probe.word, {}).setdefault(probe.sense, 0)
