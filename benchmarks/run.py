@@ -1,6 +1,6 @@
 """Speed benchmarks, run by hand (never by the test suite):
 
-    python -m benchmarks.run [--quick] [--json FILE] [--only matmul,lstm,pretrain,embed]
+    python -m benchmarks.run [--quick] [--json FILE] [--only matmul,lstm,pretrain,embed,memory]
 
 Measures in one run, on this machine, and prints a table:
 - float32 matrix-multiply rate (2048^3, all threads) — the machine's yardstick;
@@ -9,7 +9,9 @@ Measures in one run, on this machine, and prints a table:
 - contextemb pretraining of the default configuration, both directions in parallel (pieces/s, characters/s
   per direction and in total) on the first lines of the NSMC corpus, and the FLOP rate it achieves
   (FLOPs per step counted by torch.utils.flop_counter) against the matmul rate;
-- embedding throughput: all 50,000 NSMC test reviews, all layers, to HDF5 (sentences/s, words/s, peak RSS).
+- embedding throughput: all 50,000 NSMC test reviews, all layers, to HDF5 (sentences/s, words/s, peak RSS),
+  float32 and int8 (`load(..., quantize=True)`) alternating, with the int8 speed-up;
+- memory against corpus size: peak RSS of pretraining over the NSMC corpus and over it concatenated ten times.
 
 Every figure is the median of several runs, with min and max. The machine is shared and noisy: compare
 figures only as ratios taken in the same run.
@@ -166,8 +168,11 @@ def pretraining(repeats: int, steps: int, lines: int) -> dict:
 # embedding
 
 
-def embedding(repeats: int, model: str, limit: int | None) -> dict:
-    """Embed the NSMC test reviews to HDF5 (all layers) in a fresh process; peak RSS of that process."""
+def embedding(repeats: int, model: str, limit: int | None, variants=("float32", "int8")) -> dict:
+    """Embed the NSMC test reviews to HDF5 (all layers) in a fresh process; peak RSS of that process.
+
+    The float32 and the int8 (`quantize=True`) paths alternate run by run, so their ratio is side by side.
+    """
     work = Path(tempfile.mkdtemp(prefix="contextemb-bench-"))
     try:
         source = work / "reviews.txt"
@@ -179,20 +184,76 @@ def embedding(repeats: int, model: str, limit: int | None) -> dict:
                 out.write(row.rstrip("\n").split("\t")[1] + "\n")
         lines = sum(1 for _ in open(source, encoding="utf-8"))
         words = sum(len(line.split()) for line in open(source, encoding="utf-8"))
-        seconds, rss = [], []
+        seconds: dict[str, list[float]] = {v: [] for v in variants}
+        rss: dict[str, list[float]] = {v: [] for v in variants}
         for run in range(repeats):
-            code = ("import resource, sys, time, contextemb; from contextemb.export import export_embeddings; "
-                    "t = time.perf_counter(); emb = contextemb.load(sys.argv[1]); "
-                    "export_embeddings(emb, sys.argv[2], sys.argv[3], layers='all', force=True, progress=False); "
-                    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-            result = subprocess.run([sys.executable, "-c", code, model, str(source), str(work / "out.h5")],
-                                    check=True, capture_output=True, text=True, cwd=REPO)
-            elapsed, maxrss_kb = result.stdout.split()
-            seconds.append(float(elapsed))
-            rss.append(int(maxrss_kb) / 1024)
-        return {"sentences": lines, "words": words, "seconds": summary(seconds),
-                "sentences_per_s": summary([lines / s for s in seconds]),
-                "words_per_s": summary([words / s for s in seconds]), "peak_rss_mb": summary(rss)}
+            for variant in variants:
+                code = ("import resource, sys, time, contextemb; from contextemb.export import export_embeddings; "
+                        "t = time.perf_counter(); emb = contextemb.load(sys.argv[1], quantize=sys.argv[4] == 'int8'); "
+                        "export_embeddings(emb, sys.argv[2], sys.argv[3], layers='all', force=True, progress=False); "
+                        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+                result = subprocess.run([sys.executable, "-c", code, model, str(source), str(work / "out.h5"), variant],
+                                        check=True, capture_output=True, text=True, cwd=REPO)
+                elapsed, maxrss_kb = result.stdout.split()
+                seconds[variant].append(float(elapsed))
+                rss[variant].append(int(maxrss_kb) / 1024)
+        results = {"sentences": lines, "words": words}
+        for variant in variants:
+            results[variant] = {"seconds": summary(seconds[variant]),
+                                "sentences_per_s": summary([lines / s for s in seconds[variant]]),
+                                "words_per_s": summary([words / s for s in seconds[variant]]),
+                                "peak_rss_mb": summary(rss[variant])}
+        if len(variants) == 2:
+            results["speedup"] = summary([a / b for a, b in zip(seconds[variants[0]], seconds[variants[1]])])
+        return results
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# memory against corpus size
+
+
+def _peak_rss_of(command: list[str]) -> float:
+    """Run `command` in a fresh process tree; the largest peak RSS (MB) among its processes."""
+    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    result = subprocess.run([sys.executable, "-c", code, *command], check=True, capture_output=True, text=True,
+                            cwd=REPO)
+    return int(result.stdout.split()[-1]) / 1024
+
+
+def memory_vs_corpus(repeats: int, steps: int, lines: int | None) -> dict:
+    """Peak RSS of forward-model pretraining over the corpus and over it concatenated ten times.
+
+    The tokenizer is trained once, on the corpus (its peak RSS reported apart); each measured run starts
+    from that tokenizer (`--resume` on a directory with no checkpoint) and trains `steps` steps.
+    """
+    work = Path(tempfile.mkdtemp(prefix="contextemb-bench-"))
+    try:
+        once = slice_corpus(lines, work) if lines else Path(NSMC_CORPUS)
+        tenfold = work / "corpus-x10.txt"
+        with open(tenfold, "wb") as out:
+            for _ in range(10):
+                with open(once, "rb") as source:
+                    shutil.copyfileobj(source, out)
+        cli = [sys.executable, "-m", "contextemb.cli.main", "-q", "pretrain"]
+        base = work / "base"
+        tokenizer_rss = _peak_rss_of(cli + [str(once), "--out", str(base), "--direction", "forward", "--max-steps", "1",
+                                            "--no-progress"])
+        measured: dict[str, list[float]] = {"corpus": [], "corpus x10": []}
+        for run in range(repeats):
+            for name, corpus in (("corpus", once), ("corpus x10", tenfold)):
+                out = work / f"run-{run}-{name.replace(' ', '')}"
+                out.mkdir()
+                for kept in ("config.json", "tokenizer.model"):
+                    shutil.copy(base / kept, out / kept)
+                measured[name].append(_peak_rss_of(
+                    cli + [str(corpus), "--out", str(out), "--resume", "--direction", "forward", "--max-steps",
+                           str(steps), "--no-progress", "--eval-every", "100000", "--checkpoint-every", "100000"]))
+        return {"corpus_mb": once.stat().st_size / 2**20, "corpus_x10_mb": tenfold.stat().st_size / 2**20,
+                "tokenizer_peak_rss_mb": tokenizer_rss, "steps": steps,
+                "peak_rss_mb": {name: summary(values) for name, values in measured.items()}}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -204,7 +265,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and steps")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
-    parser.add_argument("--only", default="matmul,lstm,pretrain,embed")
+    parser.add_argument("--only", default="matmul,lstm,pretrain,embed,memory")
     parser.add_argument("--model", default="ko-nsmc-small", help="model for the embedding benchmark")
     args = parser.parse_args()
     parts = set(args.only.split(","))
@@ -219,6 +280,9 @@ def main() -> None:
         results["pretrain"] = pretraining(repeats, steps=40 if args.quick else 80, lines=20000)
     if "embed" in parts:
         results["embed"] = embedding(repeats, args.model, 5000 if args.quick else None)
+    if "memory" in parts:
+        results["memory"] = memory_vs_corpus(repeats, steps=20 if args.quick else 60,
+                                             lines=20000 if args.quick else None)
 
     print(f"\nmachine: {results['machine']}\n")
     print("| what | median (min, max, runs) |\n|---|---|")
@@ -245,10 +309,24 @@ def main() -> None:
                   f"{p['total']['median'] / results['plain_lstm_tokens_per_s']['median']:.2f} |")
     if "embed" in results:
         e = results["embed"]
-        print(f"| embed {e['sentences']:,} NSMC test reviews to HDF5 (all layers), seconds | {fmt(e['seconds'], 1)} |")
-        print(f"| embed, sentences/s | {fmt(e['sentences_per_s'])} |")
-        print(f"| embed, words/s | {fmt(e['words_per_s'])} |")
-        print(f"| embed, peak RSS, MB | {fmt(e['peak_rss_mb'])} |")
+        for variant in ("float32", "int8"):
+            if variant not in e:
+                continue
+            v = e[variant]
+            print(f"| embed {e['sentences']:,} NSMC test reviews to HDF5 (all layers), {variant}, seconds | "
+                  f"{fmt(v['seconds'], 1)} |")
+            print(f"| embed, {variant}, sentences/s | {fmt(v['sentences_per_s'])} |")
+            print(f"| embed, {variant}, words/s | {fmt(v['words_per_s'])} |")
+            print(f"| embed, {variant}, peak RSS, MB | {fmt(v['peak_rss_mb'])} |")
+        if "speedup" in e:
+            print(f"| embed, int8 speed-up over float32 (same run, pairwise) | {fmt(e['speedup'], 2)} |")
+    if "memory" in results:
+        m = results["memory"]
+        print(f"| tokenizer training on the corpus ({m['corpus_mb']:,.1f} MB), peak RSS, MB | "
+              f"{m['tokenizer_peak_rss_mb']:,.0f} |")
+        for name, size in (("corpus", m["corpus_mb"]), ("corpus x10", m["corpus_x10_mb"])):
+            print(f"| pretraining {m['steps']} steps (forward) over the {name} ({size:,.1f} MB), peak RSS, MB | "
+                  f"{fmt(m['peak_rss_mb'][name])} |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

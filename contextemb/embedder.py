@@ -28,6 +28,7 @@ from .config import ModelConfig
 from .encoders import CharCNN
 from .model_dir import load_model_dir
 from .packaged import resolve_model
+from .quantization import quantize_bilm
 from .tokenization import Encoding, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -152,8 +153,14 @@ class Embedder:
 
 
 def load(name_or_path: Union[str, Path], device: Union[str, torch.device, None] = None,
-         threads: Optional[int] = None) -> Embedder:
-    """Load a packaged model by name (see `contextemb.list_models()`) or a model directory."""
+         threads: Optional[int] = None, quantize: bool = False) -> Embedder:
+    """Load a packaged model by name (see `contextemb.list_models()`) or a model directory.
+
+    quantize=True runs the LSTM and Linear layers in int8 (CPU only; see `contextemb.quantization`): about
+    twice as fast, with vectors a little off the float32 ones.
+    """
+    if quantize and device is not None and torch.device(device).type != "cpu":
+        raise ValueError(f"quantize=True runs on the CPU only, not on {device}")
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
@@ -166,4 +173,6 @@ def load(name_or_path: Union[str, Path], device: Union[str, torch.device, None] 
     for model in (bilm.forward_lm, bilm.backward_lm):
         if isinstance(model.encoder, CharCNN):
             model.encoder.build_cache()  # every piece's char-CNN output, once: inference looks it up
+    if quantize:
+        bilm = quantize_bilm(bilm)
     return Embedder(loaded.config, loaded.tokenizer, bilm, name=str(name_or_path))

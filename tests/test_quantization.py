@@ -1,0 +1,65 @@
+"""int8 dynamic quantization: the unrolled LSTM is exact in float32, and int8 keeps the probe results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import contextemb
+from contextemb.evaluation.probe import run_probes, summarise
+from contextemb.evaluation.probe_sets import bundled_probe_file, read_probes
+from contextemb.quantization import UnrolledLSTM
+
+
+def test_unrolled_lstm_matches_nn_lstm_in_float32():
+    torch.manual_seed(0)
+    lstm = nn.LSTM(12, 20, proj_size=7, batch_first=True).eval()
+    unrolled = UnrolledLSTM.from_lstm(lstm)
+    inputs = torch.randn(3, 9, 12)
+    state = (torch.randn(1, 3, 7), torch.randn(1, 3, 20))
+    with torch.no_grad():
+        for start in (None, state):
+            expected, (h, c) = lstm(inputs, start)
+            got, (h2, c2) = unrolled(inputs, start)
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(h2, h, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(c2, c, atol=1e-5, rtol=1e-5)
+
+
+def test_unrolled_lstm_refuses_what_it_cannot_rewrite():
+    with pytest.raises(ValueError, match="proj_size"):
+        UnrolledLSTM.from_lstm(nn.LSTM(4, 8, batch_first=True))
+
+
+def test_quantized_model_stays_close_to_float(tiny_model_dir):
+    texts = ["삼성, 사상 첫 통합우승 4연패", "The bank raised its rates.", "", "배가 아파요 🙂"]
+    exact = contextemb.load(tiny_model_dir, threads=1).embed(texts)
+    quantized_embedder = contextemb.load(tiny_model_dir, threads=1, quantize=True)
+    assert not any(isinstance(m, nn.LSTM) for m in quantized_embedder.bilm.modules())
+    approx = quantized_embedder.embed(texts)
+    for a, b in zip(exact, approx):
+        assert a.words == b.words and a.vectors.shape == b.vectors.shape
+        if a.vectors.size:
+            cosines = (a.vectors * b.vectors).sum(-1) / (
+                np.linalg.norm(a.vectors, axis=-1) * np.linalg.norm(b.vectors, axis=-1))
+            assert cosines.min() > 0.95, cosines.min()
+
+
+def test_quantize_refuses_a_gpu_device(tiny_model_dir):
+    with pytest.raises(ValueError, match="CPU only"):
+        contextemb.load(tiny_model_dir, device="cuda", quantize=True)
+
+
+def test_quantized_packaged_model_keeps_probe_accuracy():
+    """Issue 5: the bundled Korean probe set's 1-NN accuracy moves by at most 0.02 per layer and for the mix."""
+    probes = read_probes(bundled_probe_file("ko"))
+    accuracy = {}
+    for quantize in (False, True):
+        embedder = contextemb.load("ko-nsmc-small", quantize=quantize)
+        rows, _ = run_probes(embedder, probes, samples=10)
+        accuracy[quantize] = {name: values["accuracy"] for name, values in summarise(rows).items()}
+    assert accuracy[False].keys() == accuracy[True].keys()
+    for name in accuracy[False]:
+        assert abs(accuracy[True][name] - accuracy[False][name]) <= 0.02, (name, accuracy)
