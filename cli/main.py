@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -91,11 +92,17 @@ def _positive(ctx, param, value):
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--skip-nonfinite", is_flag=True, help="Skip batches whose loss is NaN/inf instead of stopping.")
 @click.option("--sequential", is_flag=True, help="With --direction both: one direction after the other, in-process.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["float32", "bf16"]), default="float32", show_default=True,
+              help="bf16: forward pass under torch.autocast (GPUs with bf16, or recent CPUs).")
+@click.option("--distributed", is_flag=True,
+              help="One rank of a torchrun launch: data-parallel DDP (gloo on CPU, nccl on GPU).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @reports_errors
 def pretrain(corpus, out_dir, valid, input_kind, char_mode, vocab_size, layers, hidden, proj, softmax, dropout,
              direction, max_steps, max_seconds, epochs, batch_tokens, optimizer, lr, warmup_steps, eval_every,
-             checkpoint_every, log_every, seed, threads, resume, skip_nonfinite, sequential, no_progress):
+             checkpoint_every, log_every, seed, threads, resume, skip_nonfinite, sequential, device, precision,
+             distributed, no_progress):
     """Pretrain forward and backward LSTM language models on CORPUS (.txt or .txt.gz, one text per line)."""
     from contextemb.config import LMConfig, ModelConfig, TrainConfig
     from contextemb.pretrain.train import pretrain as run_pretrain
@@ -106,10 +113,13 @@ def pretrain(corpus, out_dir, valid, input_kind, char_mode, vocab_size, layers, 
         train=TrainConfig(optimizer=optimizer, lr=lr, warmup_steps=warmup_steps, batch_tokens=batch_tokens,
                           max_steps=max_steps, max_seconds=max_seconds, epochs=epochs, eval_every=eval_every,
                           checkpoint_every=checkpoint_every, log_every=log_every, seed=seed,
-                          skip_nonfinite=skip_nonfinite))
+                          skip_nonfinite=skip_nonfinite, precision=precision))
     directions = ("forward", "backward") if direction == "both" else (direction,)
     summaries = run_pretrain(corpus, out_dir, config, valid=valid, directions=directions, threads=threads,
-                             resume=resume, parallel=not sequential, progress=not no_progress)
+                             resume=resume, parallel=not sequential, progress=not no_progress, device=device,
+                             distributed=distributed)
+    if distributed and os.environ.get("RANK", "0") != "0":
+        return  # rank 0 reports
     for summary in summaries:
         valid_text = "" if summary.valid_ppl is None else \
             f", held-out perplexity {summary.valid_ppl:.2f}, {summary.valid_bpc:.3f} bits/char"

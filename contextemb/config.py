@@ -105,9 +105,11 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 1234
     skip_nonfinite: bool = False
+    precision: Literal["float32", "bf16"] = "float32"  # bf16: the forward pass under torch.autocast
 
     def __post_init__(self):
         _check_choice("optimizer", self.optimizer, ("adam", "adagrad"))
+        _check_choice("precision", self.precision, ("float32", "bf16"))
         for name in ("lr", "batch_tokens", "bucket_batches", "eval_every", "checkpoint_every", "log_every",
                      "max_steps", "max_seconds", "epochs"):
             _check_positive(name, getattr(self, name))

@@ -33,9 +33,10 @@ def score_batches(model: LanguageModel, batches: Sequence[Batch]) -> HeldOutScor
     was_training = model.training
     model.eval()
     nll, pieces, characters = 0.0, 0, 0
+    device = next(model.parameters()).device
     with torch.inference_mode():
         for batch in batches:
-            loss = model(batch.piece_ids, batch.targets)
+            loss = model(batch.piece_ids.to(device), batch.targets.to(device))
             nll += float(loss.nll_sum)
             pieces += loss.count
             characters += batch.num_chars

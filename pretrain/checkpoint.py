@@ -32,6 +32,7 @@ class TrainingState:
     characters: int = 0
     elapsed_s: float = 0.0
     skipped_nonfinite: int = 0
+    world_size: int = 1  # processes that trained together: the reader position counts rounds of world_size batches
     position: ReaderPosition = field(default_factory=ReaderPosition)
 
 
@@ -49,7 +50,7 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         "state": json.dumps({
             "step": state.step, "tokens": state.tokens, "characters": state.characters,
             "elapsed_s": state.elapsed_s, "skipped_nonfinite": state.skipped_nonfinite,
-            "position": state.position.to_dict(),
+            "world_size": state.world_size, "position": state.position.to_dict(),
         }),
         "optimizer_groups": json.dumps(optimizer_state["param_groups"]),
         "scheduler": json.dumps(scheduler_state),

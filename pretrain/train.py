@@ -7,16 +7,18 @@ the model directory, trains, checkpoints and writes `<direction>.safetensors` th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import multiprocessing
 import os
+import resource
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 from tqdm import tqdm
@@ -30,6 +32,7 @@ from contextemb.model_dir import build_language_model, save_weights
 from contextemb.tokenization import Tokenizer, char_vocab_size, train_sentencepiece
 
 from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from .distributed import Ranks, init_distributed, shutdown_distributed
 from .data import BatchStream, ReadStats, check_text_file, corpus_size, evaluation_batches, iter_text, log_read_stats
 
 log = logging.getLogger(__name__)
@@ -66,7 +69,7 @@ def prepare_model_dir(corpus: Path, out_dir: Path, config: ModelConfig, resume: 
         saved = read_config(config_path)
         train = dataclasses.replace(saved.train, max_steps=config.train.max_steps,
                                     max_seconds=config.train.max_seconds, epochs=config.train.epochs,
-                                    skip_nonfinite=config.train.skip_nonfinite)
+                                    skip_nonfinite=config.train.skip_nonfinite, precision=config.train.precision)
         config = ModelConfig(lm=saved.lm, train=train)
         atomic_write_text(config_path, config.to_json())
         return config
@@ -97,11 +100,14 @@ def prepare_model_dir(corpus: Path, out_dir: Path, config: ModelConfig, resume: 
 
 def pretrain(corpus: Path, out_dir: Path, config: ModelConfig, *, valid: Optional[Path] = None,
              directions: Sequence[str] = DIRECTIONS, threads: Optional[int] = None, resume: bool = False,
-             parallel: bool = True, progress: bool = True) -> list[DirectionSummary]:
+             parallel: bool = True, progress: bool = True, device: Union[str, torch.device, None] = None,
+             distributed: bool = False) -> list[DirectionSummary]:
     """Train a tokenizer and the requested directions' language models into `out_dir`.
 
     Stops at max_steps, max_seconds (per invocation) or epochs, whichever comes first; with none given,
     one epoch. Safe to interrupt: SIGINT/SIGTERM finish the current step, checkpoint and return.
+    device: "cpu" (default), "cuda" or "cuda:N". distributed: this process is one rank of a torchrun launch
+    (see pretrain/distributed.py); the directions then train one after the other, each over all ranks.
     """
     corpus, out_dir = check_text_file(corpus), Path(out_dir)
     if valid is not None:
@@ -114,23 +120,65 @@ def pretrain(corpus: Path, out_dir: Path, config: ModelConfig, *, valid: Optiona
     train = config.train
     if train.max_steps is None and train.max_seconds is None and train.epochs is None:
         config = ModelConfig(lm=config.lm, train=dataclasses.replace(train, epochs=1.0))
+    target = resolve_device(device)
+    if distributed:
+        return _pretrain_distributed(corpus, out_dir, config, valid, directions, threads, resume, progress, target)
     threads = threads or torch.get_num_threads()
     with directory_lock(out_dir):
         config = prepare_model_dir(corpus, out_dir, config, resume)
         if len(directions) > 1 and parallel:
-            return _train_in_processes(corpus, out_dir, valid, directions, threads, resume, progress)
+            return _train_in_processes(corpus, out_dir, valid, directions, threads, resume, progress, target)
         torch.set_num_threads(threads)
         return [train_direction(corpus, out_dir, direction, valid=valid, resume=resume, progress=progress,
-                                progress_position=index) for index, direction in enumerate(directions)]
+                                progress_position=index, device=target) for index, direction in enumerate(directions)]
 
 
-def _train_in_processes(corpus, out_dir, valid, directions, threads, resume, progress) -> list[DirectionSummary]:
+def resolve_device(device: Union[str, torch.device, None]) -> torch.device:
+    """torch.device for `device` (default CPU); a clear error for a device this machine does not have."""
+    try:
+        target = torch.device(device or "cpu")
+    except RuntimeError as error:
+        raise ConfigError(f"--device {device!r} is not a device torch knows ({error})") from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: this machine has no CUDA GPU that torch can use")
+    if target.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be cpu or cuda[:N], got {device!r}")
+    return target
+
+
+def _pretrain_distributed(corpus, out_dir, config, valid, directions, threads, resume, progress, device
+                          ) -> list[DirectionSummary]:
+    ranks = init_distributed(device.type)
+    try:
+        if device.type == "cuda":
+            device = torch.device("cuda", ranks.local_rank)
+            torch.cuda.set_device(device)
+        torch.set_num_threads(threads or torch.get_num_threads())  # torchrun sets OMP_NUM_THREADS=1 per rank
+        with contextlib.ExitStack() as stack:
+            failure = ""
+            if ranks.is_main:  # rank 0 alone holds the lock and writes the tokenizer and config.json
+                try:
+                    stack.enter_context(directory_lock(out_dir))
+                    prepare_model_dir(corpus, out_dir, config, resume)
+                except ContextembError as error:
+                    failure = str(error)
+            if ranks.any(bool(failure), device):  # doubles as the barrier the other ranks wait at
+                raise TrainingError(failure or "rank 0 could not prepare the model directory; see its error")
+            return [train_direction(corpus, out_dir, direction, valid=valid, resume=resume,
+                                    progress=progress and ranks.is_main, progress_position=index, device=device,
+                                    ranks=ranks) for index, direction in enumerate(directions)]
+    finally:
+        shutdown_distributed()
+
+
+def _train_in_processes(corpus, out_dir, valid, directions, threads, resume, progress, device
+                        ) -> list[DirectionSummary]:
     context = multiprocessing.get_context("spawn")
     results = context.SimpleQueue()
     per_process = max(1, threads // len(directions))
     workers = [context.Process(target=_direction_worker, name=f"contextemb-{direction}",
                                args=(results, corpus, out_dir, direction, valid, resume, progress, index,
-                                     per_process, logging.getLogger("contextemb").getEffectiveLevel()))
+                                     per_process, logging.getLogger("contextemb").getEffectiveLevel(), str(device)))
                for index, direction in enumerate(directions)]
     for worker in workers:
         worker.start()
@@ -165,7 +213,8 @@ def _train_in_processes(corpus, out_dir, valid, directions, threads, resume, pro
     return summaries
 
 
-def _direction_worker(results, corpus, out_dir, direction, valid, resume, progress, position, threads, log_level):
+def _direction_worker(results, corpus, out_dir, direction, valid, resume, progress, position, threads, log_level,
+                      device):
     logger = logging.getLogger("contextemb")
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [{direction}] %(message)s"))
@@ -175,7 +224,7 @@ def _direction_worker(results, corpus, out_dir, direction, valid, resume, progre
     torch.set_num_threads(threads)
     try:
         summary = train_direction(corpus, out_dir, direction, valid=valid, resume=resume, progress=progress,
-                                  progress_position=position)
+                                  progress_position=position, device=torch.device(device))
         results.put((direction, "ok", dataclasses.asdict(summary)))
     except ContextembError as error:
         results.put((direction, "error", str(error)))
@@ -231,24 +280,45 @@ class _StopFlag:
 
 
 def train_direction(corpus: Path, out_dir: Path, direction: str, *, valid: Optional[Path] = None,
-                    resume: bool = False, progress: bool = True, progress_position: int = 0) -> DirectionSummary:
-    """Train one direction's LM from (or, with resume, continuing) the model directory's config and tokenizer."""
+                    resume: bool = False, progress: bool = True, progress_position: int = 0,
+                    device: torch.device = torch.device("cpu"), ranks: Ranks = Ranks()) -> DirectionSummary:
+    """Train one direction's LM from (or, with resume, continuing) the model directory's config and tokenizer.
+
+    With ranks from init_distributed, this process is one of ranks.world_size data-parallel trainers (see
+    pretrain/distributed.py); only rank 0 writes metrics, checkpoints and weights.
+    """
     out_dir = Path(out_dir)
     config = read_config(out_dir / CONFIG_FILE_NAME)
     train = config.train
     tokenizer = Tokenizer.from_file(out_dir / TOKENIZER_FILE)
     torch.manual_seed(train.seed + DIRECTIONS.index(direction))  # independent initialisations per direction
-    model = build_language_model(config, tokenizer).train()
+    model = build_language_model(config, tokenizer).to(device).train()
     optimizer = make_optimizer(model, train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(train))
     checkpoint = checkpoint_path(out_dir, direction)
-    state = TrainingState()
+    state = TrainingState(world_size=ranks.world_size)
     if resume and checkpoint.is_file():
         state = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        # this invocation's schedule (--max-steps may have changed) decides the next step's learning rate
+        factor = learning_rate_factor(train)
+        for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
+            group["lr"] = base_lr * factor(scheduler.last_epoch)
+        if state.world_size != ranks.world_size:
+            raise TrainingError(f"{checkpoint} was written by {state.world_size} training process(es); resume it "
+                                f"with the same number (now {ranks.world_size})")
         log.info("%s: resuming from step %d (%s)", direction, state.step, checkpoint)
+    if ranks.rank > 0:  # same initial weights everywhere, but each rank its own dropout masks
+        torch.manual_seed(train.seed + DIRECTIONS.index(direction) + 7919 * ranks.rank + state.step)
+    trained: torch.nn.Module = model
+    if ranks.distributed:
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True)  # adaptive-softmax clusters with no target in a batch get no gradient
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=train.precision == "bf16")
     stream = BatchStream(corpus, tokenizer, direction, max_pieces=config.lm.max_pieces,
                          batch_tokens=train.batch_tokens, bucket_batches=train.bucket_batches,
-                         seed=train.seed + DIRECTIONS.index(direction), start=state.position)
+                         seed=train.seed + DIRECTIONS.index(direction), start=state.position,
+                         rank=ranks.rank, world_size=ranks.world_size)
     valid_batches = None
     if valid is not None:
         valid_batches = evaluation_batches(valid, tokenizer, direction, max_pieces=config.lm.max_pieces,
@@ -283,17 +353,22 @@ def train_direction(corpus: Path, out_dir: Path, direction: str, *, valid: Optio
             loss = window["nll"] / window["count"]
             record.update(loss=round(loss, 4), ppl=round(math.exp(min(loss, 50)), 2))
         done["reported"] = state.step
-        if evaluate and valid_batches:
+        if evaluate and valid_batches and ranks.is_main:
             done["evaluated"] = state.step
             last_valid = score_batches(model, valid_batches)
             record.update(valid_ppl=round(last_valid.perplexity, 3), valid_bpc=round(last_valid.bits_per_char, 4))
+        record["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        window.update(nll=0.0, count=0, start=time.monotonic(), tokens=0)
+        if not ranks.is_main:
+            return
         append_jsonl(metrics_path, record)
         bar.set_postfix({k: record[k] for k in ("loss", "ppl", "tokens_per_s", "valid_ppl") if k in record})
         log.info("%s", record)
-        window.update(nll=0.0, count=0, start=time.monotonic(), tokens=0)
 
     def save() -> None:
         done["saved"] = state.step
+        if not ranks.is_main:
+            return
         state.elapsed_s = elapsed_before + time.monotonic() - run_start
         try:
             save_checkpoint(checkpoint, model, optimizer, scheduler, state)
@@ -307,43 +382,51 @@ def train_direction(corpus: Path, out_dir: Path, direction: str, *, valid: Optio
     interrupted = False
     with _StopFlag() as stop, bar:
         for batch, position in stream:
-            if finished():
+            if ranks.any(finished(), device):
                 break
-            loss = model(batch.piece_ids, batch.targets)
-            mean = loss.mean
-            if not torch.isfinite(mean):
+            with autocast:
+                loss = trained(batch.piece_ids.to(device), batch.targets.to(device))
+            # the global batch: every rank's pieces (one process: just this batch)
+            nll_sum, count = ranks.sum([float(loss.nll_sum.detach()), loss.count], device)
+            count = int(count)
+            if not math.isfinite(nll_sum):
                 if train.skip_nonfinite:
+                    if ranks.distributed:  # DDP expects the backward pass it prepared for; its gradients are dropped
+                        loss.nll_sum.backward()
+                        optimizer.zero_grad(set_to_none=True)
                     state.skipped_nonfinite += 1
                     state.position = position
-                    log.warning("%s: skipped a batch with loss %s (%d so far)", direction, float(mean.detach()),
+                    log.warning("%s: skipped a batch with loss %s (%d so far)", direction, nll_sum / max(count, 1),
                                 state.skipped_nonfinite)
                     continue
-                raise TrainingError(f"{direction}: loss became {float(mean.detach())} at step {state.step + 1}; stopped. "
-                                    f"The last good checkpoint is kept in {checkpoint.parent} "
+                raise TrainingError(f"{direction}: loss became {nll_sum / max(count, 1)} at step {state.step + 1}; "
+                                    f"stopped. The last good checkpoint is kept in {checkpoint.parent} "
                                     f"(lower --lr, or pass --skip-nonfinite)")
             optimizer.zero_grad(set_to_none=True)
-            mean.backward()
+            # DDP averages gradients over ranks, so each rank's share is scaled by world_size / global count
+            objective = loss.mean if not ranks.distributed else loss.nll_sum * (ranks.world_size / max(count, 1))
+            objective.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), train.clip_norm)
             optimizer.step()
             scheduler.step()
             state.step += 1
-            state.tokens += loss.count
+            state.tokens += count
             state.position = position
-            window["nll"] += float(loss.nll_sum.detach())
-            window["count"] += loss.count
-            window["tokens"] += loss.count
+            window["nll"] += nll_sum
+            window["count"] += count
+            window["tokens"] += count
             bar.update(1)
             evaluate = state.step % train.eval_every == 0
             if state.step % train.log_every == 0 or evaluate:
                 report(evaluate)
             if state.step % train.checkpoint_every == 0:
                 save()
-            if stop.raised:
+            if ranks.any(stop.raised, device):
                 interrupted = True
                 log.warning("%s: interrupted at step %d; checkpoint saved, continue with --resume", direction,
                             state.step)
                 break
-        if done["reported"] != state.step or (valid_batches and done["evaluated"] != state.step):
+        if done["reported"] != state.step or (valid_batches and ranks.is_main and done["evaluated"] != state.step):
             report(evaluate=True)
         if done["saved"] != state.step:
             save()
