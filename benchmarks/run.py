@@ -127,39 +127,76 @@ def flops_per_step(model_dir: Path, corpus: Path) -> tuple[float, int]:
     return float(counter.get_total_flops()), loss.count
 
 
-def pretraining(repeats: int, steps: int, lines: int) -> dict:
-    """Pieces/s of the default configuration, both directions in parallel, via the CLI in a fresh process."""
+def baseline_tree(commit: str, directory: Path) -> tuple[list[str], dict[str, str]]:
+    """Check out `commit` (the package as it was) into `directory`; the command prefix and environment that run it.
+
+    The old `contextemb` is laid out as installed (cli/, pretrain/, evaluation/ inside the package) and put
+    first on the path of a Python started with -S, so the editable install of the current tree stays out.
+    """
+    archive = subprocess.run(["git", "archive", commit], cwd=REPO, check=True, capture_output=True).stdout
+    source = directory / "source"
+    source.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    package = directory / "path" / "contextemb"
+    shutil.copytree(source / "contextemb", package)
+    for part in ("cli", "pretrain", "evaluation"):
+        shutil.copytree(source / part, package / part)
+    import sysconfig
+
+    path = os.pathsep.join([str(directory / "path"), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    return [sys.executable, "-S", "-m", "contextemb.cli.main"], {**os.environ, "PYTHONPATH": path}
+
+
+def pretraining(repeats: int, steps: int, lines: int, baseline: str | None = None) -> dict:
+    """Pieces/s of the default configuration, both directions in parallel, via the CLI in a fresh process.
+
+    Variants, run in turn in each repeat: this tree in float32 and with --precision bf16, and, given a
+    baseline commit, that commit's code (float32) -- the side-by-side speed-up over a first version.
+    """
     from contextemb.tokenization import Tokenizer
 
     work = Path(tempfile.mkdtemp(prefix="contextemb-bench-"))
     try:
         corpus = slice_corpus(lines, work)
-        per_direction: dict[str, list[float]] = {"forward": [], "backward": []}
-        totals = []
+        current = [sys.executable, "-m", "contextemb.cli.main"]
+        variants = {"float32": (current, None, []), "bf16": (current, None, ["--precision", "bf16"])}
+        if baseline:
+            prefix, env = baseline_tree(baseline, work / "baseline")
+            variants = {f"baseline {baseline} float32": (prefix, env, []), **variants}
+        rates: dict[str, dict[str, list[float]]] = {name: {"forward": [], "backward": [], "total": []}
+                                                    for name in variants}
         for run in range(repeats):
-            out = work / f"model{run}"
-            command = [sys.executable, "-m", "contextemb.cli.main", "-q", "pretrain", str(corpus), "--out", str(out),
-                       "--max-steps", str(steps), "--no-progress", "--log-every", "10", "--eval-every", "100000",
-                       "--checkpoint-every", "100000"]
-            subprocess.run(command, check=True, cwd=REPO)
-            records = [json.loads(line) for line in open(out / "metrics.jsonl")]
-            run_total = 0.0
-            for direction in per_direction:
-                # skip the first report (warm-up: allocator, first pool's tokenisation)
-                timed = [r for r in records if r["direction"] == direction and "loss" in r and r["step"] > 10]
-                rate = sum(r["tokens_per_s"] for r in timed) / len(timed)
-                per_direction[direction].append(rate)
-                run_total += rate
-            totals.append(run_total)
-        model_dir = work / "model0"
+            for name, (prefix, env, extra) in variants.items():
+                out = work / f"model-{run}-{len(rates[name]['total'])}-{name.split()[-1]}-{name.count(' ')}"
+                command = [*prefix, "-q", "pretrain", str(corpus), "--out", str(out), "--max-steps", str(steps),
+                           "--no-progress", "--log-every", "10", "--eval-every", "100000",
+                           "--checkpoint-every", "100000", *extra]
+                subprocess.run(command, check=True, cwd=work, env=env)
+                records = [json.loads(line) for line in open(out / "metrics.jsonl")]
+                run_total = 0.0
+                for direction in ("forward", "backward"):
+                    # skip the first report (warm-up: allocator, first pool's tokenisation)
+                    timed = [r for r in records if r["direction"] == direction and "loss" in r and r["step"] > 10]
+                    rate = sum(r["tokens_per_s"] for r in timed) / len(timed)
+                    rates[name][direction].append(rate)
+                    run_total += rate
+                rates[name]["total"].append(run_total)
+        model_dir = next(work.glob("model-0-*-float32-0"))
         tokenizer = Tokenizer.from_file(model_dir / "tokenizer.model")
         texts = [line.strip() for line in open(corpus, encoding="utf-8") if line.strip()]
         pieces = sum(len(ids) + 1 for ids in tokenizer.encode(texts))  # + </s> per line
         characters = sum(len(text) + 1 for text in texts)  # + the line break
         step_flops, step_pieces = flops_per_step(model_dir, corpus)
-        return {"forward": summary(per_direction["forward"]), "backward": summary(per_direction["backward"]),
-                "total": summary(totals), "chars_per_piece": characters / pieces,
-                "flops_per_piece": step_flops / step_pieces, "steps": steps, "corpus_lines": lines}
+        results = {"chars_per_piece": characters / pieces, "flops_per_piece": step_flops / step_pieces,
+                   "steps": steps, "corpus_lines": lines,
+                   "variants": {name: {key: summary(values) for key, values in per.items()}
+                                for name, per in rates.items()}}
+        if baseline:
+            base = rates[f"baseline {baseline} float32"]["total"]
+            results["speedup_over_baseline"] = {name: summary([a / b for a, b in zip(rates[name]["total"], base)])
+                                                for name in ("float32", "bf16")}
+        results.update({key: results["variants"]["float32"][key] for key in ("forward", "backward", "total")})
+        return results
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -267,6 +304,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     parser.add_argument("--only", default="matmul,lstm,pretrain,embed,memory")
     parser.add_argument("--model", default="ko-nsmc-small", help="model for the embedding benchmark")
+    parser.add_argument("--baseline", help="a git commit whose pretraining runs beside this tree's (speed-up)")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     repeats = 1 if args.quick else 3
@@ -277,7 +315,7 @@ def main() -> None:
     if "lstm" in parts:
         results["plain_lstm_tokens_per_s"] = plain_lstm_step(repeats)
     if "pretrain" in parts:
-        results["pretrain"] = pretraining(repeats, steps=40 if args.quick else 80, lines=20000)
+        results["pretrain"] = pretraining(repeats, steps=40 if args.quick else 80, lines=20000, baseline=args.baseline)
     if "embed" in parts:
         results["embed"] = embedding(repeats, args.model, 5000 if args.quick else None)
     if "memory" in parts:
@@ -294,6 +332,11 @@ def main() -> None:
     if "pretrain" in results:
         p = results["pretrain"]
         cpp = p["chars_per_piece"]
+        for name, variant in p["variants"].items():
+            if name != "float32":
+                print(f"| pretraining, both in parallel, {name}, pieces/s | {fmt(variant['total'])} |")
+        for name, ratio in p.get("speedup_over_baseline", {}).items():
+            print(f"| pretraining {name} / baseline, pieces/s (pairwise, same run) | {fmt(ratio, 2)} |")
         print(f"| pretraining, forward, pieces/s | {fmt(p['forward'])} |")
         print(f"| pretraining, backward, pieces/s | {fmt(p['backward'])} |")
         print(f"| pretraining, both in parallel, pieces/s | {fmt(p['total'])} |")

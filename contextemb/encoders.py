@@ -43,12 +43,21 @@ class CharCNN(nn.Module):
     The input is a fixed table of character ids per piece, so the CNN output depends only on the piece id:
     forward() runs it once per distinct piece in the batch and gathers, which is exact and much cheaper
     than running it per position (a batch of 2,048 positions holds a few hundred distinct pieces).
+
+    The convolutions also skip most of the padding, exactly: every window that lies wholly in padding holds
+    the same characters, so it gives each filter the same value whatever the piece.
+    Cutting the rows to the longest piece of the batch plus the widest filter keeps every window that
+    touches a real character and, for every piece that had one, at least one all-padding window, so each
+    max-pool sees the same set of values as at full width (tested against the full width).
     """
 
     def __init__(self, config: LMConfig, char_table: Tensor, num_chars: int):
         super().__init__()
         # (vocab, max_chars) int32: character ids of each piece, from tokenization.char_table
         self.register_buffer("char_table", char_table.to(torch.int32), persistent=True)
+        # characters before the padding, per piece (padding is id 0 and only ever at the end of a row)
+        self.register_buffer("char_lengths", (char_table != 0).sum(dim=1).to(torch.int32), persistent=False)
+        self.widest_filter = max(width for width, _ in config.filters)
         self.char_embedding = nn.Embedding(num_chars, config.char_dim, padding_idx=0)
         self.convolutions = nn.ModuleList(
             nn.Conv1d(config.char_dim, count, kernel_size=width) for width, count in config.filters
@@ -57,10 +66,14 @@ class CharCNN(nn.Module):
         self.highway = Highway(width, config.highway_layers)
         self.projection = nn.Linear(width, config.projection)
 
-    def encode_pieces(self, piece_ids: Tensor) -> Tensor:
-        """piece_ids: (n,) int64 distinct ids -> (n, projection)."""
-        chars = self.char_embedding(self.char_table[piece_ids].long())  # (n, max_chars, char_dim)
-        chars = chars.transpose(1, 2)  # (n, char_dim, max_chars): Conv1d wants channels first
+    def encode_pieces(self, piece_ids: Tensor, trim: bool = True) -> Tensor:
+        """piece_ids: (n,) int64 distinct ids -> (n, projection). trim=False convolves the full rows."""
+        table = self.char_table[piece_ids]  # (n, max_chars)
+        if trim and len(piece_ids):
+            width = int(self.char_lengths[piece_ids].max()) + self.widest_filter
+            table = table[:, :width]  # (n, width <= max_chars); see the class docstring
+        chars = self.char_embedding(table.long())  # (n, width, char_dim)
+        chars = chars.transpose(1, 2)  # (n, char_dim, width): Conv1d wants channels first
         pooled = [F.relu(conv(chars).max(dim=-1).values) for conv in self.convolutions]  # each (n, count)
         return self.projection(self.highway(torch.cat(pooled, dim=-1)))
 
