@@ -320,6 +320,31 @@ def wic(model, train_path, test_path, as_json):
 
 @cli.command()
 @click.argument("model")
+@click.argument("treebank", type=click.Path(path_type=Path))
+@click.option("--test-fraction", type=float, default=0.25, show_default=True, help="Sentences held out for testing.")
+@click.option("--max-sentences", type=int, callback=_positive, help="Use only the first N sentences.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@reports_errors
+def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
+    """Which layer knows syntax? Dependency label of each word from its vector (KLUE-DP-style TSV)."""
+    from contextemb.embedder import load
+    from contextemb.evaluation.syntax import evaluate_syntax, read_dependency_tsv
+
+    sentences = read_dependency_tsv(treebank)[:max_sentences]
+    results = evaluate_syntax(load(model), sentences, test_fraction=test_fraction, seed=seed)
+    for result in results:
+        if as_json:
+            click.echo(json.dumps(result._asdict()))
+        else:
+            click.echo(f"{result.representation:16s} train {result.train_accuracy:.3f}  test {result.test_accuracy:.3f}")
+    if not as_json:
+        words = sum(len(s.words) for s in sentences)
+        click.echo(f"({len(sentences)} sentences, {words} words; logistic regression per representation)")
+
+
+@cli.command()
+@click.argument("model")
 @click.option("--train", "train_path", required=True, type=click.Path(path_type=Path), help="Labelled TSV with a header.")
 @click.option("--test", "test_path", required=True, type=click.Path(path_type=Path))
 @click.option("--text-column", default="document", show_default=True)

@@ -1,0 +1,70 @@
+"""The syntax probe: KLUE-DP-style treebanks, read strictly, and a per-layer dependency-label classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import contextemb
+from contextemb.errors import DataFormatError
+from contextemb.evaluation.syntax import evaluate_syntax, read_dependency_tsv
+
+SHARED_DP = Path(__file__).resolve().parents[2] / "shared" / "data" / "klue" / "klue-dp-v1.1_dev.tsv"
+
+SENTENCES = [
+    (["철수는", "밥을", "먹었다."], ["NP_SBJ", "NP_OBJ", "VP"]),
+    (["영희가", "책을", "읽었다."], ["NP_SBJ", "NP_OBJ", "VP"]),
+    (["The", "cat", "slept."], ["DET", "NP_SBJ", "VP"]),
+    (["우리는", "영화를", "봤다."], ["NP_SBJ", "NP_OBJ", "VP"]),
+    (["그는", "차를", "마셨다."], ["NP_SBJ", "NP_OBJ", "VP"]),
+    (["A", "dog", "barked."], ["DET", "NP_SBJ", "VP"]),
+    (["선수들이", "경기를", "이겼다."], ["NP_SBJ", "NP_OBJ", "VP"]),
+    (["팀이", "우승을", "차지했다."], ["NP_SBJ", "NP_OBJ", "VP"]),
+]
+
+
+def write_treebank(path: Path, sentences=SENTENCES) -> Path:
+    blocks = ["## 칼럼명 : INDEX\tWORD_FORM\tLEMMA\tPOS\tHEAD\tDEPREL"]
+    for number, (words, labels) in enumerate(sentences):
+        lines = [f"## sentence-{number}\t{' '.join(words)}"]
+        lines += [f"{i + 1}\t{w}\t{w}\tX\t{len(words) if i + 1 < len(words) else 0}\t{label}"
+                  for i, (w, label) in enumerate(zip(words, labels))]
+        blocks.append("\n".join(lines))
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    return path
+
+
+def test_reads_klue_layout(tmp_path):
+    sentences = read_dependency_tsv(write_treebank(tmp_path / "dp.tsv"))
+    assert len(sentences) == len(SENTENCES)
+    assert sentences[0].words == ["철수는", "밥을", "먹었다."] and sentences[0].labels == ["NP_SBJ", "NP_OBJ", "VP"]
+    assert sentences[2].text == "The cat slept."
+
+
+@pytest.mark.parametrize("line, message", [("1\t철수는\t철수 는", "columns"), ("x\ta\tb\tc\t0\tVP", "columns"),
+                                           ("1\t \tb\tc\t0\tVP", "empty")])
+def test_malformed_lines_are_refused_with_their_number(tmp_path, line, message):
+    path = tmp_path / "bad.tsv"
+    path.write_text("## s\ta\n" + line + "\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=rf"bad.tsv:2: .*{message}"):
+        read_dependency_tsv(path)
+
+
+def test_probe_runs_per_layer(tmp_path, tiny_model_dir):
+    sentences = read_dependency_tsv(write_treebank(tmp_path / "dp.tsv"))
+    results = evaluate_syntax(contextemb.load(tiny_model_dir, threads=1), sentences, test_fraction=0.25)
+    names = [r.representation for r in results]
+    assert names == ["layer 0", "layer 1", "layer 2", "mix", "majority label"]
+    majority = results[-1]
+    for result in results[:-1]:
+        assert 0.0 <= result.test_accuracy <= 1.0
+        assert result.train_accuracy > majority.train_accuracy  # a linear probe fits its training words
+
+
+def test_cli_on_klue_dev_if_present(run_cli):
+    if not SHARED_DP.is_file():
+        pytest.skip("../shared/data/klue is not beside this checkout")
+    result = run_cli("syntax", "ko-nsmc-small", SHARED_DP, "--max-sentences", "60", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert '"representation": "layer 1"' in result.stdout and '"majority label"' in result.stdout
