@@ -10,7 +10,7 @@ Measures in one run, on this machine, and prints a table:
   per direction and in total) on the first lines of the NSMC corpus, and the FLOP rate it achieves
   (FLOPs per step counted by torch.utils.flop_counter) against the matmul rate;
 - embedding throughput: all 50,000 NSMC test reviews, all layers, to HDF5 (sentences/s, words/s, peak RSS),
-  float32 and int8 (`load(..., quantize=True)`) alternating, with the int8 speed-up;
+  float32, int8 (`load(..., quantize=True)`) and bf16 (`precision="bf16"`) alternating, with their speed-ups;
 - memory against corpus size: peak RSS of pretraining over the NSMC corpus and over it concatenated ten times.
 
 Every figure is the median of several runs, with min and max. The machine is shared and noisy: compare
@@ -205,10 +205,11 @@ def pretraining(repeats: int, steps: int, lines: int, baseline: str | None = Non
 # embedding
 
 
-def embedding(repeats: int, model: str, limit: int | None, variants=("float32", "int8")) -> dict:
+def embedding(repeats: int, model: str, limit: int | None, variants=("float32", "int8", "bf16")) -> dict:
     """Embed the NSMC test reviews to HDF5 (all layers) in a fresh process; peak RSS of that process.
 
-    The float32 and the int8 (`quantize=True`) paths alternate run by run, so their ratio is side by side.
+    The float32, int8 (`quantize=True`) and bf16 (`precision="bf16"`) paths alternate run by run, so their
+    ratios are side by side.
     """
     work = Path(tempfile.mkdtemp(prefix="contextemb-bench-"))
     try:
@@ -226,7 +227,8 @@ def embedding(repeats: int, model: str, limit: int | None, variants=("float32", 
         for run in range(repeats):
             for variant in variants:
                 code = ("import resource, sys, time, contextemb; from contextemb.export import export_embeddings; "
-                        "t = time.perf_counter(); emb = contextemb.load(sys.argv[1], quantize=sys.argv[4] == 'int8'); "
+                        "t = time.perf_counter(); emb = contextemb.load(sys.argv[1], quantize=sys.argv[4] == 'int8', "
+                        "precision='bf16' if sys.argv[4] == 'bf16' else 'float32'); "
                         "export_embeddings(emb, sys.argv[2], sys.argv[3], layers='all', force=True, progress=False); "
                         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
                 result = subprocess.run([sys.executable, "-c", code, model, str(source), str(work / "out.h5"), variant],
@@ -240,8 +242,8 @@ def embedding(repeats: int, model: str, limit: int | None, variants=("float32", 
                                 "sentences_per_s": summary([lines / s for s in seconds[variant]]),
                                 "words_per_s": summary([words / s for s in seconds[variant]]),
                                 "peak_rss_mb": summary(rss[variant])}
-        if len(variants) == 2:
-            results["speedup"] = summary([a / b for a, b in zip(seconds[variants[0]], seconds[variants[1]])])
+        results["speedup"] = {variant: summary([a / b for a, b in zip(seconds[variants[0]], seconds[variant])])
+                              for variant in variants[1:]}
         return results
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -352,7 +354,7 @@ def main() -> None:
                   f"{p['total']['median'] / results['plain_lstm_tokens_per_s']['median']:.2f} |")
     if "embed" in results:
         e = results["embed"]
-        for variant in ("float32", "int8"):
+        for variant in ("float32", "int8", "bf16"):
             if variant not in e:
                 continue
             v = e[variant]
@@ -361,8 +363,8 @@ def main() -> None:
             print(f"| embed, {variant}, sentences/s | {fmt(v['sentences_per_s'])} |")
             print(f"| embed, {variant}, words/s | {fmt(v['words_per_s'])} |")
             print(f"| embed, {variant}, peak RSS, MB | {fmt(v['peak_rss_mb'])} |")
-        if "speedup" in e:
-            print(f"| embed, int8 speed-up over float32 (same run, pairwise) | {fmt(e['speedup'], 2)} |")
+        for variant, ratio in e.get("speedup", {}).items():
+            print(f"| embed, {variant} speed-up over float32 (same run, pairwise) | {fmt(ratio, 2)} |")
     if "memory" in results:
         m = results["memory"]
         print(f"| tokenizer training on the corpus ({m['corpus_mb']:,.1f} MB), peak RSS, MB | "

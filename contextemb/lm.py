@@ -86,13 +86,17 @@ class LanguageModel(nn.Module):
         """
         current = self.encoder(piece_ids)
         states = [current]
+        if self.lstm_dtype is not None:
+            current = current.to(self.lstm_dtype)
         for index, lstm in enumerate(self.lstms):
             output, _ = lstm(self.dropout(current))
             if index > 0:
                 output = output + current
-            states.append(output)
+            states.append(output if self.lstm_dtype is None else output.float())
             current = output
         return states
+
+    lstm_dtype: Optional[torch.dtype] = None  # set by contextemb.quantization.bfloat16_lstms (inference only)
 
     def forward(self, piece_ids: Tensor, targets: Tensor) -> LMLoss:
         """Language-model loss. piece_ids, targets: (batch, seq) int64, targets[:, t] = the piece after piece_ids[:, t];

@@ -1,4 +1,4 @@
-"""int8 dynamic quantization: the unrolled LSTM is exact in float32, and int8 keeps the probe results."""
+"""Lower precision at inference: the unrolled LSTM is exact in float32; int8 and bf16 keep the probe results."""
 
 from __future__ import annotations
 
@@ -33,33 +33,42 @@ def test_unrolled_lstm_refuses_what_it_cannot_rewrite():
         UnrolledLSTM.from_lstm(nn.LSTM(4, 8, batch_first=True))
 
 
-def test_quantized_model_stays_close_to_float(tiny_model_dir):
+@pytest.mark.parametrize("options", [{"quantize": True}, {"precision": "bf16"}])
+def test_lower_precision_stays_close_to_float(tiny_model_dir, options):
     texts = ["삼성, 사상 첫 통합우승 4연패", "The bank raised its rates.", "", "배가 아파요 🙂"]
     exact = contextemb.load(tiny_model_dir, threads=1).embed(texts)
-    quantized_embedder = contextemb.load(tiny_model_dir, threads=1, quantize=True)
-    assert not any(isinstance(m, nn.LSTM) for m in quantized_embedder.bilm.modules())
-    approx = quantized_embedder.embed(texts)
+    fast_embedder = contextemb.load(tiny_model_dir, threads=1, **options)
+    if options.get("quantize"):
+        assert not any(isinstance(m, nn.LSTM) for m in fast_embedder.bilm.modules())
+    else:
+        assert all(p.dtype == torch.bfloat16 for p in fast_embedder.bilm.forward_lm.lstms.parameters())
+    approx = fast_embedder.embed(texts)
     for a, b in zip(exact, approx):
         assert a.words == b.words and a.vectors.shape == b.vectors.shape
+        assert b.vectors.dtype == np.float32
         if a.vectors.size:
             cosines = (a.vectors * b.vectors).sum(-1) / (
                 np.linalg.norm(a.vectors, axis=-1) * np.linalg.norm(b.vectors, axis=-1))
             assert cosines.min() > 0.95, cosines.min()
 
 
-def test_quantize_refuses_a_gpu_device(tiny_model_dir):
+def test_quantize_refuses_a_gpu_device_and_bf16(tiny_model_dir):
     with pytest.raises(ValueError, match="CPU only"):
         contextemb.load(tiny_model_dir, device="cuda", quantize=True)
+    with pytest.raises(ValueError, match="exclude each other"):
+        contextemb.load(tiny_model_dir, quantize=True, precision="bf16")
+    with pytest.raises(ValueError, match="precision must be"):
+        contextemb.load(tiny_model_dir, precision="fp8")
 
 
-def test_quantized_packaged_model_keeps_probe_accuracy():
+def test_lower_precision_packaged_model_keeps_probe_accuracy():
     """Issue 5: the bundled Korean probe set's 1-NN accuracy moves by at most 0.02 per layer and for the mix."""
     probes = read_probes(bundled_probe_file("ko"))
     accuracy = {}
-    for quantize in (False, True):
-        embedder = contextemb.load("ko-nsmc-small", quantize=quantize)
-        rows, _ = run_probes(embedder, probes, samples=10)
-        accuracy[quantize] = {name: values["accuracy"] for name, values in summarise(rows).items()}
-    assert accuracy[False].keys() == accuracy[True].keys()
-    for name in accuracy[False]:
-        assert abs(accuracy[True][name] - accuracy[False][name]) <= 0.02, (name, accuracy)
+    for name, options in (("float32", {}), ("int8", {"quantize": True}), ("bf16", {"precision": "bf16"})):
+        rows, _ = run_probes(contextemb.load("ko-nsmc-small", **options), probes, samples=10)
+        accuracy[name] = {row: values["accuracy"] for row, values in summarise(rows).items()}
+    for name in ("int8", "bf16"):
+        assert accuracy[name].keys() == accuracy["float32"].keys()
+        for row in accuracy["float32"]:
+            assert abs(accuracy[name][row] - accuracy["float32"][row]) <= 0.02, (name, row, accuracy)
