@@ -62,8 +62,8 @@ class ContextualEmbedder(nn.Module):
         with torch.set_grad_enabled(self.requires_grad and torch.is_grad_enabled()):
             encodings = [self.embedder.encode(text) for text in texts]
             piece_vectors = self.embedder.piece_vectors(encodings, self.batch_size)
-            units = [self.embedder.word_vectors(text, encoding, vectors, self.unit, self.pool).vectors
-                     for text, encoding, vectors in zip(texts, encodings, piece_vectors)]
+            units = [result.vectors for result in
+                     self.embedder.all_word_vectors(texts, encodings, piece_vectors, self.unit, self.pool)]
         layers, dim = self.embedder.num_layers, self.embedder.dim
         device = self.embedder.device
         width = max([u.shape[1] for u in units], default=0)
