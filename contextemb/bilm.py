@@ -59,16 +59,11 @@ class BiLM(nn.Module):
             forward_ids[row, :len(sequence)] = torch.tensor(sequence)
             backward_ids[row, :len(sequence)] = torch.tensor(sequence[::-1])
         forward_states, backward_states = self._both_directions(forward_ids.to(device), backward_ids.to(device))
-        # piece i of a row with n pieces: forward position i + 1, backward position n - i (0 past the end)
-        row_lengths = torch.tensor([lengths[i] for i in rows], device=device)[:, None]  # (rows, 1)
-        positions = torch.arange(width - 2, device=device)[None, :]  # (1, width - 2)
-        backward_positions = (row_lengths - positions).clamp(min=0)  # (rows, width - 2)
-        layers, _, _, proj = backward_states.shape
-        backward_aligned = backward_states.gather(
-            2, backward_positions[None, :, :, None].expand(layers, -1, -1, proj))  # (layers, rows, width - 2, proj)
-        both = torch.cat([forward_states[:, :, 1:width - 1], backward_aligned], dim=-1)  # (layers, rows, width - 2, dim)
         for row, index in enumerate(rows):
-            results[index] = both[:, row, :lengths[index]]  # (layers, n, dim)
+            n = lengths[index]
+            forward_part = forward_states[:, row, 1:n + 1]  # (layers, n, proj): piece i at i + 1
+            backward_part = backward_states[:, row, 1:n + 1].flip(1)  # piece i at n - i
+            results[index] = torch.cat([forward_part, backward_part], dim=-1)  # (layers, n, dim)
         return results
 
     def _both_directions(self, forward_ids: Tensor, backward_ids: Tensor) -> tuple[Tensor, Tensor]:
