@@ -14,9 +14,9 @@ state and the backward state concatenated.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -151,14 +151,14 @@ class Embedder:
         results = []
         with torch.inference_mode():
             piece_vectors = self.piece_vectors(encodings, batch_size)
-        with torch.inference_mode(), one_cpu_thread(self.device):
-            for (text, span), encoding, vectors in zip(checked, encodings, piece_vectors):
-                group = overlapping_pieces(encoding.char_start, encoding.char_end, span)
-                if not group:
-                    raise ValueError(f"span [{span.char_start}, {span.char_end}) of {text!r} has no pieces")
-                matrix = torch.from_numpy(pooling_matrix([group], len(encoding.piece_ids), pool)).to(vectors)
-                vector = torch.matmul(matrix, vectors)[:, 0]  # (layers, dim)
-                results.append(vector if return_tensors else vector.cpu().numpy())
+            with one_cpu_thread(self.device):
+                for (text, span), encoding, vectors in zip(checked, encodings, piece_vectors):
+                    group = overlapping_pieces(encoding.char_start, encoding.char_end, span)
+                    if not group:
+                        raise ValueError(f"span [{span.char_start}, {span.char_end}) of {text!r} has no pieces")
+                    matrix = torch.from_numpy(pooling_matrix([group], len(encoding.piece_ids), pool)).to(vectors)
+                    vector = torch.matmul(matrix, vectors)[:, 0]  # (layers, dim)
+                    results.append(vector if return_tensors else vector.cpu().numpy())
         return results
 
 
