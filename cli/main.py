@@ -178,19 +178,20 @@ def sample(model_dir, prompt, max_pieces, temperature, seed, num_samples):
 @click.option("--format", "output_format", type=click.Choice(["hdf5", "npz"]), default="hdf5", show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True, callback=_positive)
 @click.option("--threads", type=int, callback=_positive, help="Torch threads.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--quantize", is_flag=True, help="int8 LSTM and Linear layers: faster, vectors slightly off float32.")
 @click.option("--precision", type=click.Choice(["float32", "bf16"]), default="float32", show_default=True,
               help="bf16: LSTMs in bfloat16 (fast on CPUs with AVX-512 bf16, and GPUs).")
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT_FILE.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @reports_errors
-def embed(model, input_file, output_file, layers, output_format, batch_size, threads, quantize, precision, force,
-          no_progress):
+def embed(model, input_file, output_file, layers, output_format, batch_size, threads, device, quantize, precision,
+          force, no_progress):
     """Embed every line of INPUT_FILE with MODEL (a packaged model's name or a model directory)."""
     from contextemb.embedder import load
     from contextemb.export import export_embeddings
 
-    embedder = load(model, threads=threads, quantize=quantize, precision=precision)
+    embedder = load(model, device=device, threads=threads, quantize=quantize, precision=precision)
     summary = export_embeddings(embedder, input_file, output_file, layers=layers,
                                 output_format=output_format, batch_size=batch_size, force=force,
                                 progress=not no_progress)

@@ -26,6 +26,7 @@ from torch import Tensor
 from .alignment import POOLS, Pool, Span, Unit, check_span, overlapping_pieces, pooling_matrix, word_groups
 from .bilm import BiLM
 from .config import ModelConfig
+from .devices import resolve_device
 from .encoders import CharCNN
 from .model_dir import load_model_dir
 from .packaged import resolve_model
@@ -188,8 +189,9 @@ def load(name_or_path: Union[str, Path], device: Union[str, torch.device, None] 
         raise ValueError(f"precision must be 'float32' or 'bf16', got {precision!r}")
     if quantize and precision != "float32":
         raise ValueError("quantize=True (int8) and precision='bf16' exclude each other; choose one")
-    if quantize and device is not None and torch.device(device).type != "cpu":
+    if quantize and device is not None and not str(device).startswith("cpu"):
         raise ValueError(f"quantize=True runs on the CPU only, not on {device}")
+    device = None if device is None else resolve_device(device)
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")

@@ -105,6 +105,10 @@ class LanguageModel(nn.Module):
         top = self.dropout(self.layer_states(piece_ids)[-1])[mask]  # (real pieces, projection)
         gold = targets[mask]
         if isinstance(self.softmax, nn.AdaptiveLogSoftmaxWithLoss):
+            if top.device.type == "cuda" and torch.is_autocast_enabled("cuda"):
+                # CUDA autocast runs log_softmax in float32, and the adaptive softmax copies those log-probs into
+                # a buffer of its input's dtype: give it float32 input (its Linears still run in bf16)
+                top = top.float()
             nll_sum = -self.softmax(top, gold).output.sum()
         else:
             nll_sum = F.cross_entropy(self.softmax(top), gold, reduction="sum")

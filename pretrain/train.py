@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from contextemb.config import CONFIG_FILE_NAME, ModelConfig, TrainConfig, read_config
+from contextemb.devices import resolve_device
 from contextemb.errors import ConfigError, ContextembError, TrainingError
 from contextemb.evaluation.perplexity import HeldOutScore, score_batches
 from contextemb.io import (DIRECTIONS, METRICS_FILE, TOKENIZER_FILE, append_jsonl, atomic_write, atomic_write_text,
@@ -131,19 +132,6 @@ def pretrain(corpus: Path, out_dir: Path, config: ModelConfig, *, valid: Optiona
         torch.set_num_threads(threads)
         return [train_direction(corpus, out_dir, direction, valid=valid, resume=resume, progress=progress,
                                 progress_position=index, device=target) for index, direction in enumerate(directions)]
-
-
-def resolve_device(device: Union[str, torch.device, None]) -> torch.device:
-    """torch.device for `device` (default CPU); a clear error for a device this machine does not have."""
-    try:
-        target = torch.device(device or "cpu")
-    except RuntimeError as error:
-        raise ConfigError(f"--device {device!r} is not a device torch knows ({error})") from None
-    if target.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: this machine has no CUDA GPU that torch can use")
-    if target.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be cpu or cuda[:N], got {device!r}")
-    return target
 
 
 def _pretrain_distributed(corpus, out_dir, config, valid, directions, threads, resume, progress, device
