@@ -176,7 +176,10 @@ def sample(model_dir, prompt, max_pieces, temperature, seed, num_samples):
 @click.argument("output_file", type=click.Path(path_type=Path))
 @click.option("--layers", type=click.Choice(["all", "top", "average"]), default="all", show_default=True)
 @click.option("--format", "output_format", type=click.Choice(["hdf5", "npz"]), default="hdf5", show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True, callback=_positive)
+@click.option("--batch-size", type=int, default=512, show_default=True, callback=_positive,
+              help="At most this many lines in a batch.")
+@click.option("--batch-pieces", type=int, default=4096, show_default=True, callback=_positive,
+              help="At most this many padded pieces in a batch (lines x longest line).")
 @click.option("--threads", type=int, callback=_positive, help="Torch threads.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--quantize", is_flag=True, help="int8 LSTM and Linear layers: faster, vectors slightly off float32.")
@@ -185,15 +188,15 @@ def sample(model_dir, prompt, max_pieces, temperature, seed, num_samples):
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT_FILE.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @reports_errors
-def embed(model, input_file, output_file, layers, output_format, batch_size, threads, device, quantize, precision,
-          force, no_progress):
+def embed(model, input_file, output_file, layers, output_format, batch_size, batch_pieces, threads, device, quantize,
+          precision, force, no_progress):
     """Embed every line of INPUT_FILE with MODEL (a packaged model's name or a model directory)."""
     from contextemb.embedder import load
     from contextemb.export import export_embeddings
 
     embedder = load(model, device=device, threads=threads, quantize=quantize, precision=precision)
-    summary = export_embeddings(embedder, input_file, output_file, layers=layers,
-                                output_format=output_format, batch_size=batch_size, force=force,
+    summary = export_embeddings(embedder, input_file, output_file, layers=layers, output_format=output_format,
+                                batch_size=batch_size, batch_pieces=batch_pieces, force=force,
                                 progress=not no_progress)
     click.echo(f"{summary.lines} lines, {summary.words} words -> {output_file} in {summary.seconds:.1f} s "
                f"({summary.lines / max(summary.seconds, 1e-9):.0f} sentences/s)")

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from .alignment import Pool, Unit
-from .embedder import Embedder, load
+from .embedder import BATCH_TEXTS, Embedder, load
 from .encoders import CharCNN
 from .scalar_mix import ScalarMix
 
@@ -31,7 +31,7 @@ class ContextualOutput(NamedTuple):
 class ContextualEmbedder(nn.Module):
     def __init__(self, model: Union[str, Path, Embedder], num_output_representations: int = 1,
                  dropout: float = 0.5, requires_grad: bool = False, layer_norm: bool = False,
-                 unit: Unit = "word", pool: Pool = "mean", batch_size: int = 64):
+                 unit: Unit = "word", pool: Pool = "mean", batch_size: int = BATCH_TEXTS):
         super().__init__()
         self.embedder = model if isinstance(model, Embedder) else load(model)
         self.bilm = self.embedder.bilm  # registered, so .to(device) and state_dict() include it

@@ -49,6 +49,34 @@ class EmbeddedText:
     vectors: Array
 
 
+BATCH_TEXTS = 512  # at most this many texts in a batch ...
+BATCH_PIECES = 4096  # ... and at most this many pieces, padding and <s>, </s> included (batch rows x width)
+# (measured on 2 cores, bf16 and int8, 5,000 NSMC reviews: 10-18% faster than fixed batches of 64 texts, which
+# pad short texts' batches with few rows and long texts' with much padding)
+
+
+def length_batches(lengths: Sequence[int], max_texts: int = BATCH_TEXTS,
+                   max_pieces: int = BATCH_PIECES) -> list[list[int]]:
+    """Indices grouped into batches, shortest first: each batch holds at most max_texts texts and, padded to its
+    longest text plus <s> and </s>, at most max_pieces pieces. A text longer than max_pieces gets a batch
+    of its own."""
+    if max_texts < 1:
+        raise ValueError(f"batch_size must be >= 1, got {max_texts}")
+    if max_pieces < 1:
+        raise ValueError(f"batch_pieces must be >= 1, got {max_pieces}")
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    for index in sorted(range(len(lengths)), key=lengths.__getitem__):
+        width = lengths[index] + 2  # sorted, so this text is the batch's longest
+        if batch and (len(batch) >= max_texts or (len(batch) + 1) * width > max_pieces):
+            batches.append(batch)
+            batch = []
+        batch.append(index)
+    if batch:
+        batches.append(batch)
+    return batches
+
+
 def _check_texts(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, str):
         raise TypeError("embed() takes a list of texts; wrap a single text in a list")
@@ -84,24 +112,48 @@ class Embedder:
         """Pieces of `text` with character spans in `text`."""
         return self.tokenizer.encode_with_offsets(text)
 
-    def piece_vectors(self, encodings: Sequence[Encoding], batch_size: int = 64) -> list[Tensor]:
-        """(layers, pieces, dim) tensors for each encoding, batched by length; gradients follow the caller's mode."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].piece_ids))
+    def piece_vectors(self, encodings: Sequence[Encoding], batch_size: int = BATCH_TEXTS,
+                      batch_pieces: int = BATCH_PIECES) -> list[Tensor]:
+        """(layers, pieces, dim) tensors for each encoding, in input order; gradients follow the caller's mode.
+
+        Texts are run shortest first, in batches of at most batch_size texts and batch_pieces padded pieces
+        (see `length_batches`); the vectors do not depend on either.
+        """
         results: list[Optional[Tensor]] = [None] * len(encodings)
-        for begin in range(0, len(order), batch_size):
-            chunk = order[begin:begin + batch_size]
-            for index, vectors in zip(chunk, self.bilm([encodings[i].piece_ids for i in chunk])):
-                results[index] = vectors
+        for batch, vectors in self.batched_piece_vectors(encodings, batch_size, batch_pieces):
+            for index, text_vectors in zip(batch, vectors):
+                results[index] = text_vectors
         return results  # type: ignore[return-value]
 
-    def embed(self, texts: Sequence[str], *, unit: Unit = "word", pool: Pool = "mean", batch_size: int = 64,
+    def batched_piece_vectors(self, encodings: Sequence[Encoding], batch_size: int = BATCH_TEXTS,
+                              batch_pieces: int = BATCH_PIECES) -> Iterator[tuple[list[int], list[Tensor]]]:
+        """Batch by batch, shortest texts first: (indices into encodings, their (layers, pieces, dim) tensors)."""
+        lengths = [len(encoding.piece_ids) for encoding in encodings]
+        for batch in length_batches(lengths, batch_size, batch_pieces):
+            yield batch, self.bilm([encodings[i].piece_ids for i in batch])
+
+    def embed(self, texts: Sequence[str], *, unit: Unit = "word", pool: Pool = "mean",
+              batch_size: int = BATCH_TEXTS, batch_pieces: int = BATCH_PIECES,
               return_tensors: bool = False) -> list[EmbeddedText]:
         """Vectors of every word (whitespace-separated; pieces pooled by `pool`) or piece of each text.
 
         Returns EmbeddedText per text, in input order; vectors (layers, words, dim). An empty or blank text
-        gets no words and vectors of shape (layers, 0, dim).
+        gets no words and vectors of shape (layers, 0, dim). batch_size and batch_pieces bound a batch (texts,
+        padded pieces); they change the speed and memory, never the vectors.
+        """
+        texts = _check_texts(texts)
+        results: list[Optional[EmbeddedText]] = [None] * len(texts)
+        for index, result in self.iter_embed(texts, unit=unit, pool=pool, batch_size=batch_size,
+                                             batch_pieces=batch_pieces, return_tensors=return_tensors):
+            results[index] = result
+        return results  # type: ignore[return-value]
+
+    def iter_embed(self, texts: Sequence[str], *, unit: Unit = "word", pool: Pool = "mean",
+                   batch_size: int = BATCH_TEXTS, batch_pieces: int = BATCH_PIECES,
+                   return_tensors: bool = False) -> Iterator[tuple[int, EmbeddedText]]:
+        """embed(), yielding (index in texts, EmbeddedText) as each batch is done, shortest texts first.
+
+        Holds one batch's vectors at a time: the way to embed many texts without keeping them all.
         """
         texts = _check_texts(texts)
         if unit not in ("word", "piece"):
@@ -110,11 +162,12 @@ class Embedder:
             raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
         encodings = [self.encode(text) for text in texts]
         with torch.inference_mode():
-            piece_vectors = self.piece_vectors(encodings, batch_size)
-            results = self.all_word_vectors(texts, encodings, piece_vectors, unit, pool)
-        if return_tensors:
-            return results
-        return [EmbeddedText(r.text, r.words, r.spans, r.vectors.cpu().numpy()) for r in results]
+            for batch, piece_vectors in self.batched_piece_vectors(encodings, batch_size, batch_pieces):
+                results = self.all_word_vectors([texts[i] for i in batch], [encodings[i] for i in batch],
+                                                piece_vectors, unit, pool)
+                for index, r in zip(batch, results):
+                    yield index, r if return_tensors else EmbeddedText(r.text, r.words, r.spans,
+                                                                       r.vectors.cpu().numpy())
 
     def all_word_vectors(self, texts: Sequence[str], encodings: Sequence[Encoding], piece_vectors: Sequence[Tensor],
                          unit: Unit, pool: Pool) -> list[EmbeddedText]:
@@ -144,14 +197,15 @@ class Embedder:
         """
         return self.embed_spans([(text, start, end)], pool=pool, return_tensors=return_tensors)[0]
 
-    def embed_spans(self, items: Sequence[tuple[str, int, int]], *, pool: Pool = "mean", batch_size: int = 64,
+    def embed_spans(self, items: Sequence[tuple[str, int, int]], *, pool: Pool = "mean",
+                    batch_size: int = BATCH_TEXTS, batch_pieces: int = BATCH_PIECES,
                     return_tensors: bool = False) -> list[Array]:
         """embed_span over many (text, start, end) at once, batched. Returns one (layers, dim) per item."""
         checked = [(text, check_span(text, start, end)) for text, start, end in items]
         encodings = [self.encode(text) for text, _ in checked]
         results = []
         with torch.inference_mode():
-            piece_vectors = self.piece_vectors(encodings, batch_size)
+            piece_vectors = self.piece_vectors(encodings, batch_size, batch_pieces)
             with one_cpu_thread(self.device):
                 for (text, span), encoding, vectors in zip(checked, encodings, piece_vectors):
                     group = overlapping_pieces(encoding.char_start, encoding.char_end, span)

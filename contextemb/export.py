@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from .embedder import Embedder
+from .embedder import BATCH_PIECES, BATCH_TEXTS, Embedder
 from .errors import ContextembError, CorpusError
 from .io import atomic_write
 from .tokenization import normalize_line
@@ -70,12 +70,15 @@ def _write_npy(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
 
 
 def export_embeddings(embedder: Embedder, input_path: Path, output_path: Path, *, layers: LayerChoice = "all",
-                      output_format: OutputFormat = "hdf5", batch_size: int = 64, chunk_lines: int = 1024,
-                      force: bool = False, progress: bool = True) -> ExportSummary:
+                      output_format: OutputFormat = "hdf5", batch_size: int = BATCH_TEXTS,
+                      batch_pieces: int = BATCH_PIECES, chunk_lines: int = 8192, force: bool = False,
+                      progress: bool = True) -> ExportSummary:
     """Embed every line of `input_path` (one sentence per line) into `output_path`.
 
-    Reads and writes `chunk_lines` lines at a time, so memory does not grow with the input. The file appears
-    only when complete (written to a temporary name, then renamed); an existing output needs force=True.
+    Reads `chunk_lines` lines at a time and writes each line's vectors as soon as its batch is done (lines of
+    similar length are batched together, so the file is written out of line order), so memory does not grow
+    with the input. The file appears only when complete (written to a temporary name, then renamed); an
+    existing output needs force=True.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.is_file():
@@ -97,17 +100,20 @@ def export_embeddings(embedder: Embedder, input_path: Path, output_path: Path, *
         archive = zipfile.ZipFile(tmp, "w") if output_format == "npz" else None  # np.load reads it as .npz
         try:
             for chunk in _chunks(_read_lines(input_path), chunk_lines):
-                for offset, result in enumerate(embedder.embed(chunk, batch_size=batch_size)):
+                first_of_text: dict[str, int] = {}
+                for offset, result in embedder.iter_embed(chunk, batch_size=batch_size, batch_pieces=batch_pieces):
                     index = counts["lines"] + offset
                     vectors = _select_layers(result.vectors, layers).astype(np.float32, copy=False)
                     if handle is not None:
                         handle.create_dataset(str(index), data=vectors)
                     else:
                         _write_npy(archive, str(index), vectors)
-                    sentence_to_index.setdefault(result.text, str(index))
+                    first_of_text[result.text] = min(index, first_of_text.get(result.text, index))
                     counts["words"] += len(result.words)
+                    bar.update(1)
+                for text, index in sorted(first_of_text.items(), key=lambda item: item[1]):  # in line order
+                    sentence_to_index.setdefault(text, str(index))
                 counts["lines"] += len(chunk)
-                bar.update(len(chunk))
             mapping = json.dumps(sentence_to_index, ensure_ascii=False)
             if handle is not None:
                 handle.create_dataset("sentence_to_index", data=np.array([mapping], dtype=h5py.string_dtype()))

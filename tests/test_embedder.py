@@ -11,6 +11,8 @@ import torch
 
 import contextemb
 from contextemb import ContextualEmbedder, ScalarMix
+from contextemb.embedder import length_batches
+from contextemb.export import export_embeddings
 
 TEXTS = [
     "삼성, 사상 첫 통합우승 4연패",
@@ -64,9 +66,16 @@ def test_batch_size_and_batch_company_do_not_change_vectors(embedder):
     one_by_one = embedder.embed(TEXTS, batch_size=1)
     together = embedder.embed(TEXTS, batch_size=64)
     alone = [embedder.embed([text])[0] for text in TEXTS]
-    for a, b, c in zip(one_by_one, together, alone):
+    piece_budget = embedder.embed(TEXTS, batch_pieces=12)  # every text its own batch, or two short ones
+    for a, b, c, d in zip(one_by_one, together, alone, piece_budget):
         np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
         np.testing.assert_allclose(a.vectors, c.vectors, atol=1e-5)
+        np.testing.assert_allclose(a.vectors, d.vectors, atol=1e-5)
+    streamed = dict(embedder.iter_embed(TEXTS, batch_size=2))
+    assert sorted(streamed) == list(range(len(TEXTS)))
+    for index, want in enumerate(one_by_one):
+        assert streamed[index].words == want.words
+        np.testing.assert_allclose(streamed[index].vectors, want.vectors, atol=1e-5)
 
 
 def test_contexts_change_the_vector_of_the_same_word(embedder):
@@ -166,6 +175,23 @@ def test_embed_command_writes_allennlp_layout(run_cli, tiny_model_dir, embedder,
         assert archive["4"].shape == (0, embedder.dim)
 
 
+def test_export_writes_every_line_under_its_number_in_any_batch_order(embedder, tmp_path):
+    """Batches run shortest first, so lines are written out of order; numbering and the first occurrence of a
+    repeated sentence must not depend on that."""
+    lines = [TEXTS[0], "짧다", "", TEXTS[2], "짧다", TEXTS[0] + " 그리고 더 길게 이어지는 문장", TEXTS[0]]
+    source = tmp_path / "lines.txt"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    output = tmp_path / "out.h5"
+    export_embeddings(embedder, source, output, batch_size=2, chunk_lines=4, progress=False)
+    expected = embedder.embed(lines)
+    with h5py.File(output, "r") as h5:
+        for index, want in enumerate(expected):
+            np.testing.assert_allclose(h5[str(index)][()], want.vectors, atol=1e-5)
+        mapping = json.loads(h5["sentence_to_index"][0])
+    assert mapping == {TEXTS[0]: "0", "짧다": "1", "": "2", TEXTS[2]: "3", lines[5]: "5"}
+    assert list(mapping) == [TEXTS[0], "짧다", "", TEXTS[2], lines[5]]  # in line order, as AllenNLP writes it
+
+
 def test_long_sentence_is_embedded_whole(embedder):
     """Far longer than the 64-piece training windows: the LSTMs read it all, nothing is truncated."""
     text = " ".join(["삼성이 통합우승 4연패를 달성했다"] * 150)
@@ -193,6 +219,19 @@ def test_property_alone_or_in_a_batch_gives_the_same_vectors(embedder, texts, ba
         alone = embedder.embed([text])[0]
         assert result.words == alone.words == text.split()
         np.testing.assert_allclose(result.vectors, alone.vectors, atol=1e-5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 300), max_size=60), st.integers(1, 8), st.integers(1, 400))
+def test_property_length_batches_cover_every_text_once_within_the_limits(lengths, max_texts, max_pieces):
+    batches = length_batches(lengths, max_texts, max_pieces)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        assert 1 <= len(batch) <= max_texts
+        padded = len(batch) * (max(lengths[i] for i in batch) + 2)
+        assert padded <= max_pieces or len(batch) == 1
+    longest = [max(lengths[i] for i in batch) for batch in batches]
+    assert longest == sorted(longest)  # shortest texts first
 
 
 @settings(max_examples=100, deadline=None)
