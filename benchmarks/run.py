@@ -53,14 +53,21 @@ def fmt(stats: dict, digits: int = 0) -> str:
 # yardsticks
 
 
-def matmul_gflops(repeats: int) -> dict:
+def matmul_gflops(repeats: int, dtype: torch.dtype = torch.float32) -> dict:
+    """Rate of a 2048^3 matrix product in `dtype` (float32, bfloat16, or int8 via torch._int_mm), G(FL)OP/s."""
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    if dtype == torch.int8:
+        a, b = (torch.randint(-100, 100, (2048, 2048), dtype=torch.int8) for _ in range(2))
+        product = torch._int_mm
+    else:
+        a, b = a.to(dtype), b.to(dtype)
+        product = torch.matmul
     for _ in range(3):
-        a @ b
+        product(a, b)
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        a @ b
+        product(a, b)
         rates.append(2 * 2048 ** 3 / (time.perf_counter() - start) / 1e9)
     return summary(rates)
 
@@ -314,6 +321,8 @@ def main() -> None:
                                  "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M")}}
     if "matmul" in parts:
         results["matmul_gflops"] = matmul_gflops(10 if args.quick else 30)
+        results["matmul_bf16_gflops"] = matmul_gflops(10 if args.quick else 30, torch.bfloat16)
+        results["matmul_int8_gops"] = matmul_gflops(10, torch.int8)
     if "lstm" in parts:
         results["plain_lstm_tokens_per_s"] = plain_lstm_step(repeats)
     if "pretrain" in parts:
@@ -328,6 +337,8 @@ def main() -> None:
     print("| what | median (min, max, runs) |\n|---|---|")
     if "matmul_gflops" in results:
         print(f"| float32 matmul 2048^3, GFLOP/s | {fmt(results['matmul_gflops'], 1)} |")
+        print(f"| bf16 matmul 2048^3, GFLOP/s | {fmt(results['matmul_bf16_gflops'], 1)} |")
+        print(f"| int8 torch._int_mm 2048^3, GOP/s | {fmt(results['matmul_int8_gops'], 1)} |")
     if "plain_lstm_tokens_per_s" in results:
         print(f"| plain nn.LSTM LM step (default sizes, 2,048 tokens, one process), tokens/s | "
               f"{fmt(results['plain_lstm_tokens_per_s'])} |")
