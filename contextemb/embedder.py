@@ -120,17 +120,11 @@ class Embedder:
         (see `length_batches`); the vectors do not depend on either.
         """
         results: list[Optional[Tensor]] = [None] * len(encodings)
-        for batch, vectors in self.batched_piece_vectors(encodings, batch_size, batch_pieces):
-            for index, text_vectors in zip(batch, vectors):
-                results[index] = text_vectors
-        return results  # type: ignore[return-value]
-
-    def batched_piece_vectors(self, encodings: Sequence[Encoding], batch_size: int = BATCH_TEXTS,
-                              batch_pieces: int = BATCH_PIECES) -> Iterator[tuple[list[int], list[Tensor]]]:
-        """Batch by batch, shortest texts first: (indices into encodings, their (layers, pieces, dim) tensors)."""
         lengths = [len(encoding.piece_ids) for encoding in encodings]
         for batch in length_batches(lengths, batch_size, batch_pieces):
-            yield batch, self.bilm([encodings[i].piece_ids for i in batch])
+            for index, vectors in zip(batch, self.bilm([encodings[i].piece_ids for i in batch])):
+                results[index] = vectors
+        return results  # type: ignore[return-value]
 
     def embed(self, texts: Sequence[str], *, unit: Unit = "word", pool: Pool = "mean",
               batch_size: int = BATCH_TEXTS, batch_pieces: int = BATCH_PIECES,
@@ -161,13 +155,16 @@ class Embedder:
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
         encodings = [self.encode(text) for text in texts]
-        with torch.inference_mode():
-            for batch, piece_vectors in self.batched_piece_vectors(encodings, batch_size, batch_pieces):
+        lengths = [len(encoding.piece_ids) for encoding in encodings]
+        for batch in length_batches(lengths, batch_size, batch_pieces):
+            with torch.inference_mode():  # per batch, never across a yield: the caller's loop keeps its grad mode
+                piece_vectors = self.bilm([encodings[i].piece_ids for i in batch])
                 results = self.all_word_vectors([texts[i] for i in batch], [encodings[i] for i in batch],
                                                 piece_vectors, unit, pool)
-                for index, r in zip(batch, results):
-                    yield index, r if return_tensors else EmbeddedText(r.text, r.words, r.spans,
-                                                                       r.vectors.cpu().numpy())
+                done = [(index, r if return_tensors
+                         else EmbeddedText(r.text, r.words, r.spans, r.vectors.cpu().numpy()))
+                        for index, r in zip(batch, results)]
+            yield from done
 
     def all_word_vectors(self, texts: Sequence[str], encodings: Sequence[Encoding], piece_vectors: Sequence[Tensor],
                          unit: Unit, pool: Pool) -> list[EmbeddedText]:

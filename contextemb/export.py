@@ -76,8 +76,9 @@ def export_embeddings(embedder: Embedder, input_path: Path, output_path: Path, *
     """Embed every line of `input_path` (one sentence per line) into `output_path`.
 
     Reads `chunk_lines` lines at a time and writes each line's vectors as soon as its batch is done (lines of
-    similar length are batched together, so the file is written out of line order), so memory does not grow
-    with the input. The file appears only when complete (written to a temporary name, then renamed); an
+    similar length are batched together, so the file is written out of line order): no vectors are kept beyond
+    their batch. (Peak RSS still creeps up with the number of lines, through C-heap fragmentation; measured in
+    README, Performance.) The file appears only when complete (written to a temporary name, then renamed); an
     existing output needs force=True.
     """
     input_path, output_path = Path(input_path), Path(output_path)

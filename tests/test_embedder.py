@@ -71,7 +71,10 @@ def test_batch_size_and_batch_company_do_not_change_vectors(embedder):
         np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
         np.testing.assert_allclose(a.vectors, c.vectors, atol=1e-5)
         np.testing.assert_allclose(a.vectors, d.vectors, atol=1e-5)
-    streamed = dict(embedder.iter_embed(TEXTS, batch_size=2))
+    streamed = {}
+    for index, result in embedder.iter_embed(TEXTS, batch_size=2):
+        assert not torch.is_inference_mode_enabled()  # the caller's loop keeps its own grad mode
+        streamed[index] = result
     assert sorted(streamed) == list(range(len(TEXTS)))
     for index, want in enumerate(one_by_one):
         assert streamed[index].words == want.words
