@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -55,12 +54,11 @@ def fmt(stats: dict, digits: int = 0) -> str:
 
 def matmul_gflops(repeats: int, dtype: torch.dtype = torch.float32) -> dict:
     """Rate of a 2048^3 matrix product in `dtype` (float32, bfloat16, or int8 via torch._int_mm), G(FL)OP/s."""
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     if dtype == torch.int8:
         a, b = (torch.randint(-100, 100, (2048, 2048), dtype=torch.int8) for _ in range(2))
         product = torch._int_mm
     else:
-        a, b = a.to(dtype), b.to(dtype)
+        a, b = (torch.randn(2048, 2048, dtype=dtype) for _ in range(2))
         product = torch.matmul
     for _ in range(3):
         product(a, b)

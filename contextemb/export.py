@@ -12,7 +12,7 @@ import json
 import time
 import zipfile
 from pathlib import Path
-from typing import Iterator, Literal, NamedTuple, Optional
+from typing import Iterator, Literal, NamedTuple
 
 import h5py
 import numpy as np

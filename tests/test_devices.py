@@ -10,7 +10,6 @@ import pytest
 import torch
 
 import contextemb
-
 from contextemb.config import ModelConfig
 from contextemb.errors import ConfigError
 from contextemb.io import read_jsonl
