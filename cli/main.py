@@ -12,7 +12,10 @@ from pathlib import Path
 
 import click
 
+from contextemb.config import LMConfig, ModelConfig, TrainConfig
 from contextemb.errors import ContextembError
+
+from .options import config_option, given
 
 
 class UserError(click.ClickException):
@@ -64,60 +67,69 @@ def _positive(ctx, param, value):
     return value
 
 
+LM_OPTIONS = ("vocab_size", "input", "char_mode", "num_layers", "hidden", "projection", "softmax", "dropout")
+TRAIN_OPTIONS = ("optimizer", "lr", "warmup_steps", "batch_tokens", "max_steps", "max_seconds", "epochs",
+                 "eval_every", "checkpoint_every", "log_every", "seed", "precision")
+
+
 @cli.command()
-@click.argument("corpus", type=click.Path(path_type=Path))
+@click.argument("corpus", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Model directory to write.")
 @click.option("--valid", type=click.Path(path_type=Path), help="Held-out text, one text per line.")
-@click.option("--input", "input_kind", type=click.Choice(["char-cnn", "subword"]), default="char-cnn", show_default=True)
-@click.option("--char-mode", type=click.Choice(["bytes", "chars", "jamo"]), default="bytes", show_default=True)
-@click.option("--vocab-size", type=int, default=8000, show_default=True, help="Sentencepiece pieces (a soft limit).")
-@click.option("--layers", type=int, default=2, show_default=True, help="Stacked LSTM layers.")
-@click.option("--hidden", type=int, default=512, show_default=True, help="LSTM cell width.")
-@click.option("--proj", type=int, default=256, show_default=True, help="Projection (output) width of every layer.")
-@click.option("--softmax", type=click.Choice(["adaptive", "full"]), default="adaptive", show_default=True)
-@click.option("--dropout", type=float, default=0.1, show_default=True)
+@click.option("--mix", help="Per-file weights (passes per epoch): NAME=WEIGHT,... (NAME: file name without "
+                            ".txt/.txt.gz) or a file of NAME WEIGHT lines. Unnamed files weigh 1.")
+@click.option("--init", "init", help="Start a new run from this model's weights and tokenizer (a packaged name "
+                                     "or a model directory); its architecture is kept.")
+@config_option(LMConfig, "input", "--input", help="Token input: ELMo's char-CNN or subword embeddings.")
+@config_option(LMConfig, "char_mode", "--char-mode", help="Char-CNN symbols.")
+@config_option(LMConfig, "vocab_size", "--vocab-size", help="Sentencepiece pieces (a soft limit).")
+@config_option(LMConfig, "num_layers", "--layers", help="Stacked LSTM layers.")
+@config_option(LMConfig, "hidden", "--hidden", help="LSTM cell width.")
+@config_option(LMConfig, "projection", "--proj", help="Projection (output) width of every layer.")
+@config_option(LMConfig, "softmax", "--softmax", help="Softmax over the pieces.")
+@config_option(LMConfig, "dropout", "--dropout", help="Dropout between layers.")
 @click.option("--direction", type=click.Choice(["both", "forward", "backward"]), default="both", show_default=True)
-@click.option("--max-steps", type=int, callback=_positive)
-@click.option("--max-seconds", type=float, callback=_positive, help="Wall-clock limit of this invocation.")
-@click.option("--epochs", type=float, callback=_positive, help="Passes over the corpus (default 1 if no limit given).")
-@click.option("--batch-tokens", type=int, default=2048, show_default=True, callback=_positive)
-@click.option("--optimizer", type=click.Choice(["adam", "adagrad"]), default="adam", show_default=True)
-@click.option("--lr", type=float, default=2e-3, show_default=True)
-@click.option("--warmup-steps", type=int, default=200, show_default=True)
-@click.option("--eval-every", type=int, default=500, show_default=True, callback=_positive)
-@click.option("--checkpoint-every", type=int, default=500, show_default=True, callback=_positive)
-@click.option("--log-every", type=int, default=50, show_default=True, callback=_positive)
-@click.option("--seed", type=int, default=1234, show_default=True)
+@config_option(TrainConfig, "max_steps", "--max-steps", positive=True, help="Stop after this many steps.")
+@config_option(TrainConfig, "max_seconds", "--max-seconds", positive=True, help="Wall-clock limit of this invocation.")
+@config_option(TrainConfig, "epochs", "--epochs", positive=True,
+               help="Passes over the corpus (default 1 if no limit given).")
+@config_option(TrainConfig, "batch_tokens", "--batch-tokens", positive=True, help="Pieces per batch.")
+@config_option(TrainConfig, "optimizer", "--optimizer")
+@config_option(TrainConfig, "lr", "--lr", positive=True, help="Peak learning rate.")
+@config_option(TrainConfig, "warmup_steps", "--warmup-steps", help="Linear warm-up steps.")
+@config_option(TrainConfig, "eval_every", "--eval-every", positive=True, help="Steps between held-out scores.")
+@config_option(TrainConfig, "checkpoint_every", "--checkpoint-every", positive=True, help="Steps between checkpoints.")
+@config_option(TrainConfig, "log_every", "--log-every", positive=True, help="Steps between metrics records.")
+@config_option(TrainConfig, "seed", "--seed")
+@config_option(TrainConfig, "precision", "--precision",
+               help="auto: bf16 autocast where the CPU computes bf16 natively (AVX-512 BF16, AMX) or on a GPU, "
+                    "else float32.")
 @click.option("--threads", type=int, callback=_positive, help="Torch threads in all (split between directions).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--skip-nonfinite", is_flag=True, help="Skip batches whose loss is NaN/inf instead of stopping.")
 @click.option("--sequential", is_flag=True, help="With --direction both: one direction after the other, in-process.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["float32", "bf16"]), default="float32", show_default=True,
-              help="bf16: forward pass under torch.autocast (GPUs with bf16, or recent CPUs).")
 @click.option("--distributed", is_flag=True,
               help="One rank of a torchrun launch: data-parallel DDP (gloo on CPU, nccl on GPU).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @reports_errors
-def pretrain(corpus, out_dir, valid, input_kind, char_mode, vocab_size, layers, hidden, proj, softmax, dropout,
-             direction, max_steps, max_seconds, epochs, batch_tokens, optimizer, lr, warmup_steps, eval_every,
-             checkpoint_every, log_every, seed, threads, resume, skip_nonfinite, sequential, device, precision,
-             distributed, no_progress):
-    """Pretrain forward and backward LSTM language models on CORPUS (.txt or .txt.gz, one text per line)."""
-    from contextemb.config import LMConfig, ModelConfig, TrainConfig
-    from contextemb.pretrain.train import pretrain as run_pretrain
+def pretrain(corpus, out_dir, valid, mix, init, direction, threads, resume, skip_nonfinite, sequential, device,
+             distributed, no_progress, **options):
+    """Pretrain forward and backward LSTM language models on CORPUS: one or more text files (.txt or .txt.gz,
+    one text per line), globs or directories, streamed interleaved (see --mix)."""
+    from contextemb.pretrain.train import init_lm_config, pretrain as run_pretrain
 
-    config = ModelConfig(
-        lm=LMConfig(vocab_size=vocab_size, input=input_kind, char_mode=char_mode, num_layers=layers, hidden=hidden,
-                    projection=proj, softmax=softmax, dropout=dropout),
-        train=TrainConfig(optimizer=optimizer, lr=lr, warmup_steps=warmup_steps, batch_tokens=batch_tokens,
-                          max_steps=max_steps, max_seconds=max_seconds, epochs=epochs, eval_every=eval_every,
-                          checkpoint_every=checkpoint_every, log_every=log_every, seed=seed,
-                          skip_nonfinite=skip_nonfinite, precision=precision))
+    if resume and options.get("lr") is not None:
+        raise UserError("--resume keeps the run's learning-rate schedule from config.json; --lr applies to a new "
+                        "run only (to change it, start one with --init from this run's directory)")
+    lm_given = given(options, LM_OPTIONS)
+    lm = init_lm_config(init, lm_given) if init else LMConfig(**lm_given)
+    train = TrainConfig(skip_nonfinite=skip_nonfinite, **given(options, TRAIN_OPTIONS))
+    config = ModelConfig(lm=lm, train=train)
     directions = ("forward", "backward") if direction == "both" else (direction,)
-    summaries = run_pretrain(corpus, out_dir, config, valid=valid, directions=directions, threads=threads,
+    summaries = run_pretrain(list(corpus), out_dir, config, valid=valid, directions=directions, threads=threads,
                              resume=resume, parallel=not sequential, progress=not no_progress, device=device,
-                             distributed=distributed)
+                             distributed=distributed, mix=mix, init=init)
     if distributed and os.environ.get("RANK", "0") != "0":
         return  # rank 0 reports
     for summary in summaries:
@@ -128,6 +140,22 @@ def pretrain(corpus, out_dir, valid, input_kind, char_mode, vocab_size, layers, 
                    f"{summary.tokens_per_s:.0f} pieces/s{valid_text}{state}")
     if any(summary.interrupted for summary in summaries):
         sys.exit(130)
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Writes OUT/train/<name>.txt for each file and OUT/heldout.txt.")
+@click.option("--every", type=int, default=200, show_default=True, help="Hold out one line in this many (by hash).")
+@reports_errors
+def holdout(corpus, out_dir, every):
+    """Hold out a fixed slice of CORPUS (files, globs, directories) for held-out scoring, by a hash of each line."""
+    from contextemb.corpus import resolve_corpus
+    from contextemb.pretrain.holdout import split_heldout
+
+    split = split_heldout(resolve_corpus(list(corpus)), out_dir, every)
+    click.echo(f"{split.train_lines} lines kept in {len(split.train_files)} files under {out_dir / 'train'}, "
+               f"{split.heldout_lines} held out in {split.heldout_file}")
 
 
 @cli.command()
@@ -358,40 +386,46 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--test", "test_path", required=True, type=click.Path(path_type=Path))
 @click.option("--text-column", default="document", show_default=True)
 @click.option("--label-column", default="label", show_default=True)
-@click.option("--w2v", "w2v_path", type=click.Path(path_type=Path), help="Also train the Word2Vec baseline.")
+@click.option("--features", "feature_values", multiple=True, metavar="KIND[,KIND]",
+              help="mix (the biLM's layers), static (Word2Vec), static+mix (both, concatenated per word); "
+                   "repeat or comma-separate for several. Default: mix, and static too when --w2v is given.")
+@click.option("--w2v", "w2v_path", type=click.Path(path_type=Path),
+              help="Word2Vec vectors (`contextemb word2vec`) for the static features.")
 @click.option("--max-train", type=int, callback=_positive, help="Use only the first N training rows.")
 @click.option("--max-test", type=int, callback=_positive, help="Use only the first N test rows.")
 @click.option("--epochs", type=int, default=6, show_default=True, callback=_positive)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @reports_errors
-def classify(model, train_path, test_path, text_column, label_column, w2v_path, max_train, max_test, epochs, seed,
-             as_json):
-    """Train a classifier over the frozen biLM with a learned layer mix; report test accuracy and the weights."""
+def classify(model, train_path, test_path, text_column, label_column, feature_values, w2v_path, max_train, max_test,
+             epochs, seed, as_json):
+    """Train a classifier over frozen word features (the biLM's learned layer mix, Word2Vec, or both);
+    report test accuracy and the learned weights."""
     from contextemb.embedder import load
-    from contextemb.evaluation.classify import contextual_features, read_labelled, static_features, train_and_test
+    from contextemb.evaluation.classify import classify as run_classify, parse_feature_kinds, read_labelled
+    from contextemb.evaluation.word2vec import StaticVectors
 
+    default = ["mix", "static"] if w2v_path is not None else ["mix"]
+    kinds = parse_feature_kinds(feature_values or default)
     embedder = load(model)
+    static = None if w2v_path is None else StaticVectors(w2v_path, embedder.tokenizer)
     train_texts, train_labels = read_labelled(train_path, text_column, label_column, max_train)
     test_texts, test_labels = read_labelled(test_path, text_column, label_column, max_test)
-    runs = [("contextual", lambda texts: contextual_features(embedder, texts))]
-    if w2v_path is not None:
-        from contextemb.evaluation.word2vec import StaticVectors
-
-        static = StaticVectors(w2v_path, embedder.tokenizer)
-        runs.append(("word2vec", lambda texts: static_features(static, texts)))
-    for name, featurise in runs:
-        result = train_and_test(name, featurise(train_texts), train_labels, featurise(test_texts), test_labels,
-                                epochs=epochs, seed=seed)
+    report = run_classify(embedder, kinds, train_texts, train_labels, test_texts, test_labels, static=static,
+                          epochs=epochs, seed=seed)
+    for result in report.results:
         if as_json:
             click.echo(json.dumps(result._asdict()))
-        else:
-            weights = ", ".join(f"{w:.3f}" for w in result.layer_weights)
-            click.echo(f"{name:10s} test accuracy {result.test_accuracy:.4f}  (dev {result.dev_accuracy:.4f}, "
-                       f"epoch {result.best_epoch}, {result.seconds:.0f} s)  layer weights [{weights}] "
-                       f"gamma {result.gamma:.3f}")
+            continue
+        weights = ", ".join(f"{w:.3f}" for w in result.layer_weights)
+        mix = f"  layer weights [{weights}] gamma {result.gamma:.3f}" if result.gamma is not None else ""
+        scale = f"  static gamma {result.static_gamma:.3f}" if result.static_gamma is not None else ""
+        click.echo(f"{result.name:10s} test accuracy {result.test_accuracy:.4f}  (dev {result.dev_accuracy:.4f}, "
+                   f"epoch {result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s, "
+                   f"input {result.input_dim}){mix}{scale}")
     if not as_json:
-        click.echo(f"({len(train_texts)} train rows, {len(test_texts)} test rows)")
+        click.echo(f"({len(train_texts)} train rows, {len(test_texts)} test rows; features: biLM "
+                   f"{report.contextual_seconds:.0f} s, Word2Vec {report.static_seconds:.0f} s)")
 
 
 @cli.command("export")

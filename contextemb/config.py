@@ -105,12 +105,16 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 1234
     skip_nonfinite: bool = False
-    precision: Literal["float32", "bf16"] = "float32"  # bf16: the forward pass under torch.autocast
+    # bf16: the forward pass under torch.autocast; auto: bf16 where the CPU has native bf16 or on a GPU, else
+    # float32 (contextemb.cpu_features), decided afresh by every invocation, so a run can move between machines
+    precision: Literal["auto", "float32", "bf16"] = "auto"
+    valid_lines: int = 2000  # held-out lines scored at each evaluation; `contextemb perplexity` scores all
+    init_from: Optional[str] = None  # the model (packaged name or directory) whose weights a new run started from
 
     def __post_init__(self):
         _check_choice("optimizer", self.optimizer, ("adam", "adagrad"))
-        _check_choice("precision", self.precision, ("float32", "bf16"))
-        for name in ("lr", "batch_tokens", "bucket_batches", "eval_every", "checkpoint_every", "log_every",
+        _check_choice("precision", self.precision, ("auto", "float32", "bf16"))
+        for name in ("lr", "batch_tokens", "bucket_batches", "eval_every", "checkpoint_every", "log_every", "valid_lines",
                      "max_steps", "max_seconds", "epochs"):
             _check_positive(name, getattr(self, name))
         _check_positive("warmup_steps", self.warmup_steps, allow_zero=True)

@@ -26,7 +26,9 @@ from torch import Tensor
 from .alignment import POOLS, Pool, Span, Unit, check_span, overlapping_pieces, pooling_matrix, word_groups
 from .bilm import BiLM
 from .config import ModelConfig
+from .cpu_features import choose_precision
 from .devices import resolve_device
+from .errors import ConfigError
 from .encoders import CharCNN
 from .model_dir import load_model_dir
 from .packaged import resolve_model
@@ -229,23 +231,25 @@ def one_cpu_thread(device: torch.device) -> Iterator[None]:
 
 
 def load(name_or_path: Union[str, Path], device: Union[str, torch.device, None] = None,
-         threads: Optional[int] = None, quantize: bool = False, precision: str = "float32") -> Embedder:
+         threads: Optional[int] = None, quantize: bool = False, precision: str = "auto") -> Embedder:
     """Load a packaged model by name (see `contextemb.list_models()`) or a model directory.
 
-    quantize=True runs the LSTM and Linear layers in int8 (CPU only); precision="bf16" runs the LSTMs in
-    bfloat16 (fast on CPUs with AVX-512 bf16, and on GPUs). Both are faster, with vectors a little off
-    the float32 ones; see `contextemb.quantization`.
+    precision: "auto" (default), "float32", "bf16" (the LSTMs in bfloat16: fast on CPUs with AVX-512 BF16 or
+    AMX, and on GPUs) or "int8" (dynamic int8 LSTM and Linear layers, CPU only). bf16 and int8 are faster, with
+    vectors a little off the float32 ones (see `contextemb.quantization`). "auto" picks bf16 where the CPU runs
+    it natively or on a GPU, else int8 on a CPU with AVX2, else float32 (contextemb.cpu_features), and logs it.
+    quantize=True is the older spelling of precision="int8".
     """
-    if precision not in ("float32", "bf16"):
-        raise ValueError(f"precision must be 'float32' or 'bf16', got {precision!r}")
-    if quantize and precision != "float32":
-        raise ValueError("quantize=True (int8) and precision='bf16' exclude each other; choose one")
-    if quantize and device is not None and not str(device).startswith("cpu"):
-        raise ValueError(f"quantize=True runs on the CPU only, not on {device}")
+    if quantize:
+        if precision not in ("auto", "int8"):
+            raise ConfigError(f"quantize=True means precision='int8'; it excludes precision={precision!r}")
+        precision = "int8"
+    target = resolve_device(device)
+    precision = choose_precision(precision, target)
     device = None if device is None else resolve_device(device)
     if threads is not None:
         if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+            raise ConfigError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     model_dir = resolve_model(name_or_path)
     loaded = load_model_dir(model_dir)
@@ -255,7 +259,7 @@ def load(name_or_path: Union[str, Path], device: Union[str, torch.device, None] 
     for model in (bilm.forward_lm, bilm.backward_lm):
         if isinstance(model.encoder, CharCNN):
             model.encoder.build_cache()  # every piece's char-CNN output, once: inference looks it up
-    if quantize:
+    if precision == "int8":
         bilm = quantize_bilm(bilm)
     elif precision == "bf16":
         bilm = bfloat16_lstms(bilm)

@@ -34,6 +34,7 @@ class TrainingState:
     skipped_nonfinite: int = 0
     world_size: int = 1  # processes that trained together: the reader position counts rounds of world_size batches
     position: ReaderPosition = field(default_factory=ReaderPosition)
+    corpus: list[str] = field(default_factory=list)  # the corpus files' names, in order: a resume must read the same
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -50,7 +51,7 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         "state": json.dumps({
             "step": state.step, "tokens": state.tokens, "characters": state.characters,
             "elapsed_s": state.elapsed_s, "skipped_nonfinite": state.skipped_nonfinite,
-            "world_size": state.world_size, "position": state.position.to_dict(),
+            "world_size": state.world_size, "position": state.position.to_dict(), "corpus": state.corpus,
         }),
         "optimizer_groups": json.dumps(optimizer_state["param_groups"]),
         "scheduler": json.dumps(scheduler_state),
@@ -83,8 +84,7 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     optimizer.load_state_dict({"state": per_param, "param_groups": groups})
     scheduler.load_state_dict({**scheduler_state, "lr_lambdas": [None]})  # the lambda is rebuilt from config.json
     torch.set_rng_state(tensors["rng.torch"])
-    position = ReaderPosition(**counters.pop("position"))
-    return TrainingState(position=position, **counters)
+    return _state_from_counters(counters)
 
 
 def read_checkpoint_state(path: Path) -> Optional[TrainingState]:
@@ -95,5 +95,10 @@ def read_checkpoint_state(path: Path) -> Optional[TrainingState]:
 
     with safe_open(str(path), framework="pt") as handle:
         counters = json.loads((handle.metadata() or {})["state"])
-    position = ReaderPosition(**counters.pop("position"))
-    return TrainingState(position=position, **counters)
+    return _state_from_counters(counters)
+
+
+def _state_from_counters(counters: dict) -> TrainingState:
+    position = ReaderPosition.from_dict(counters.pop("position"))
+    known = {"step", "tokens", "characters", "elapsed_s", "skipped_nonfinite", "world_size", "corpus"}
+    return TrainingState(position=position, **{k: v for k, v in counters.items() if k in known})

@@ -23,7 +23,9 @@ def tiny_config(**lm_overrides) -> ModelConfig:
     lm = dict(vocab_size=800, hidden=96, projection=48, num_layers=2, dropout=0.0,
               filters=((1, 16), (2, 16), (3, 32)), highway_layers=1, char_dim=8, max_pieces=64)
     lm.update(lm_overrides)
-    train = TrainConfig(lr=5e-3, warmup_steps=10, batch_tokens=512, eval_every=1000, checkpoint_every=1000,
+    # float32 whatever the CPU: tests compare against fixed numbers and must not depend on the machine's bf16
+    train = TrainConfig(precision="float32", lr=5e-3, warmup_steps=10, batch_tokens=512, eval_every=1000,
+                        checkpoint_every=1000,
                         log_every=1000, seed=7)
     return ModelConfig(lm=LMConfig(**lm), train=train)
 

@@ -1,9 +1,13 @@
 """Train the tests' tiny forward model in its own process, so that a test can signal or kill it.
 
     python tests/tiny_run.py CORPUS OUT STEPS [--resume]
+
+CORPUS may name several files joined by os.pathsep; they are read interleaved with --mix's first weight on
+the first file (MIX=NAME=WEIGHT in the environment).
 """
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -17,12 +21,12 @@ from contextemb.pretrain.train import pretrain  # noqa: E402
 
 
 def main() -> int:
-    corpus, out, steps = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    corpus, out, steps = sys.argv[1].split(os.pathsep), Path(sys.argv[2]), int(sys.argv[3])
     torch.set_num_threads(1)
     base = tiny_config(dropout=0.2)
     config = ModelConfig(lm=base.lm, train=dataclasses.replace(base.train, max_steps=steps, checkpoint_every=5))
     summaries = pretrain(corpus, out, config, directions=("forward",), threads=1, progress=False,
-                         resume="--resume" in sys.argv)
+                         resume="--resume" in sys.argv, mix=os.environ.get("MIX"))
     return 130 if summaries[0].interrupted else 0
 
 
