@@ -395,10 +395,12 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--max-test", type=int, callback=_positive, help="Use only the first N test rows.")
 @click.option("--epochs", type=int, default=6, show_default=True, callback=_positive)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--precision", type=click.Choice(["float32", "bf16", "int8", "auto"]), default="float32",
+              show_default=True, help="The biLM's arithmetic for the features (float32: the same on every CPU).")
 @click.option("--json", "as_json", is_flag=True)
 @reports_errors
 def classify(model, train_path, test_path, text_column, label_column, feature_values, w2v_path, max_train, max_test,
-             epochs, seed, as_json):
+             epochs, seed, precision, as_json):
     """Train a classifier over frozen word features (the biLM's learned layer mix, Word2Vec, or both);
     report test accuracy and the learned weights."""
     from contextemb.embedder import load
@@ -407,7 +409,7 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
 
     default = ["mix", "static"] if w2v_path is not None else ["mix"]
     kinds = parse_feature_kinds(feature_values or default)
-    embedder = load(model)
+    embedder = load(model, precision=precision)
     static = None if w2v_path is None else StaticVectors(w2v_path, embedder.tokenizer)
     train_texts, train_labels = read_labelled(train_path, text_column, label_column, max_train)
     test_texts, test_labels = read_labelled(test_path, text_column, label_column, max_test)

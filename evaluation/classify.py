@@ -1,33 +1,61 @@
-"""A downstream text classifier on top of the frozen biLM with a learned ScalarMix (ELMo's recipe), and the
-same classifier over static Word2Vec inputs as the baseline.
+"""A downstream text classifier over frozen word features (ELMo's recipe, Peters et al., 2018, section 3.3).
 
-    words -> ScalarMix over the biLM's layers (softmax weights, gamma) -> dropout -> BiLSTM -> max-pool -> linear
+Three kinds of input per word k (`FeatureKind`):
 
-The biLM is frozen, so its per-word vectors of every layer are computed once (float16, in memory) and the
-classifier trains on them; only the mix, the BiLSTM and the output layer learn. Early stopping on a
-held-out split of train (10% by default) picks the epoch.
+    mix          ELMo_k = gamma * sum_j softmax(s)_j h_kj      the biLM's layers, learned ScalarMix
+    static       gamma_x * x_k                                  the word's Word2Vec vector (a learned scale)
+    static+mix   [gamma_x * x_k ; ELMo_k]                       the two concatenated, as ELMo adds to its baselines
+
+    word inputs -> dropout -> BiLSTM (128 per direction) -> max-pool over words -> linear -> class logits
+
+The biLM and Word2Vec are frozen, so each text's word vectors are computed once (float16, in memory) and the
+classifier trains on them; only the mix, the scales, the BiLSTM and the output layer learn. Early stopping on
+a held-out split of train (10% by default) picks the epoch.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence
+from typing import Literal, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from contextemb.alignment import word_spans
 from contextemb.embedder import Embedder
-from contextemb.errors import DataFormatError
+from contextemb.errors import ConfigError, DataFormatError
 from contextemb.scalar_mix import ScalarMix
 
 from .probe_sets import read_tsv
+from .word2vec import StaticVectors
 
 log = logging.getLogger(__name__)
+
+FeatureKind = Literal["mix", "static", "static+mix"]
+FEATURE_KINDS: tuple[FeatureKind, ...] = ("mix", "static", "static+mix")
+
+
+def parse_feature_kinds(values: Sequence[str]) -> tuple[FeatureKind, ...]:
+    """Feature kinds from option values, each one kind or a comma-separated list; duplicates dropped.
+
+    >>> parse_feature_kinds(["static", "mix,static+mix"])
+    ('static', 'mix', 'static+mix')
+    """
+    kinds: list[FeatureKind] = []
+    for value in values:
+        for kind in (part.strip() for part in value.split(",")):
+            if kind not in FEATURE_KINDS:
+                raise ConfigError(f"unknown feature kind {kind!r}; choose from {', '.join(FEATURE_KINDS)}")
+            if kind not in kinds:
+                kinds.append(kind)
+    if not kinds:
+        raise ConfigError(f"no feature kind given; choose from {', '.join(FEATURE_KINDS)}")
+    return tuple(kinds)
 
 
 def read_labelled(path: Path, text_column: str = "document", label_column: str = "label",
@@ -44,60 +72,145 @@ def read_labelled(path: Path, text_column: str = "document", label_column: str =
     return texts, labels
 
 
-def contextual_features(embedder: Embedder, texts: Sequence[str], batch_size: int = 64,
-                        chunk: int = 2048, progress: bool = True) -> list[np.ndarray]:
-    """Per text, (layers, words, dim) float16 word vectors of every layer."""
+def contextual_features(embedder: Embedder, texts: Sequence[str], chunk: int = 8192,
+                        progress: bool = True) -> list[np.ndarray]:
+    """Per text, (layers, words, dim) float16 word vectors of every layer (words: whitespace-separated)."""
     features = []
     for begin in tqdm(range(0, len(texts), chunk), disable=not progress, desc="biLM features", unit="chunk"):
-        for result in embedder.embed(list(texts[begin:begin + chunk]), batch_size=batch_size):
+        for result in embedder.embed(list(texts[begin:begin + chunk])):
             features.append(result.vectors.astype(np.float16))
     return features
 
 
-def static_features(static, texts: Sequence[str]) -> list[np.ndarray]:
-    """Per text, (1, words, dim) float16: each whitespace word's vector is the mean of the Word2Vec vectors of
-    the pieces it is spelled with (as the biLM's words pool their pieces); unknown pieces are skipped."""
-    tokenizer, vectors = static.tokenizer, static.vectors
-    dim = vectors.vector_size
+def static_features(static: StaticVectors, texts: Sequence[str]) -> list[np.ndarray]:
+    """Per text, (words, static_dim) float16: each word's StaticVectors.vector (the same words as the biLM's,
+    `alignment.word_spans`); a word none of whose pieces Word2Vec knows is a zero vector."""
+    dim = static.vectors.vector_size
+    known: dict[str, np.ndarray] = {}  # a word's static vector never changes: compute each distinct word once
+    zero = np.zeros(dim, dtype=np.float16)
     features = []
     for text in texts:
-        words = text.split()
-        rows = np.zeros((1, len(words), dim), dtype=np.float16)
-        for index, ids in enumerate(tokenizer.encode(words) if words else []):
-            known = [vectors[tokenizer.pieces[i]] for i in ids if tokenizer.pieces[i] in vectors.key_to_index]
-            if known:
-                rows[0, index] = np.mean(known, axis=0)
+        words = [text[span.char_start:span.char_end] for span in word_spans(text)]
+        rows = np.zeros((len(words), dim), dtype=np.float16)
+        for index, word in enumerate(words):
+            if word not in known:
+                try:
+                    known[word] = static.vector(word).astype(np.float16)
+                except KeyError:
+                    known[word] = zero
+            rows[index] = known[word]
         features.append(rows)
     return features
 
 
+@dataclass(frozen=True)
+class WordFeatures:
+    """Frozen word vectors of a list of texts. contextual: per text (layers, words, dim) float16, or None;
+    static: per text (words, static_dim) float16, or None. Both given: the same words in each text."""
+
+    contextual: Optional[Sequence[np.ndarray]] = None
+    static: Optional[Sequence[np.ndarray]] = None
+
+    def __post_init__(self):
+        if self.contextual is None and self.static is None:
+            raise ValueError("WordFeatures needs contextual or static vectors")
+        if self.contextual is not None and self.static is not None:
+            if len(self.contextual) != len(self.static):
+                raise ValueError(f"{len(self.contextual)} contextual against {len(self.static)} static texts")
+            for index, (layers, words) in enumerate(zip(self.contextual, self.static)):
+                if layers.shape[1] != words.shape[0]:
+                    raise DataFormatError(f"text {index}: {layers.shape[1]} biLM words against "
+                                          f"{words.shape[0]} Word2Vec words")
+
+    @classmethod
+    def of_kind(cls, kind: FeatureKind, contextual=None, static=None) -> "WordFeatures":
+        """The features `kind` reads: mix the contextual ones, static the static ones, static+mix both."""
+        if kind not in FEATURE_KINDS:
+            raise ConfigError(f"unknown feature kind {kind!r}; choose from {', '.join(FEATURE_KINDS)}")
+        if kind == "static+mix":
+            # a text the tokenizer reduces to nothing (only zero-width characters, say) has no biLM words
+            static = [words if layers.shape[1] else words[:0] for layers, words in zip(contextual, static)]
+        return cls(contextual if "mix" in kind else None, static if "static" in kind else None)
+
+    def __len__(self) -> int:
+        return len(self.contextual if self.contextual is not None else self.static)
+
+    def num_words(self, index: int) -> int:
+        return self.contextual[index].shape[1] if self.contextual is not None else self.static[index].shape[0]
+
+    @property
+    def num_layers(self) -> int:
+        return 0 if self.contextual is None else self.contextual[0].shape[0]
+
+    @property
+    def contextual_dim(self) -> int:
+        return 0 if self.contextual is None else self.contextual[0].shape[2]
+
+    @property
+    def static_dim(self) -> int:
+        return 0 if self.static is None else self.static[0].shape[1]
+
+    def subset(self, indices: Sequence[int]) -> "WordFeatures":
+        pick = lambda items: None if items is None else [items[i] for i in indices]  # noqa: E731
+        return WordFeatures(pick(self.contextual), pick(self.static))
+
+    def batch(self, indices: Sequence[int]) -> "Batch":
+        """Pad the texts `indices` to their longest; an empty text gets one zero word (max-pool needs one)."""
+        width = max(1, max(self.num_words(i) for i in indices))
+        mask = np.zeros((len(indices), width), dtype=bool)
+        contextual = None if self.contextual is None else \
+            np.zeros((self.num_layers, len(indices), width, self.contextual_dim), dtype=np.float32)
+        static = None if self.static is None else np.zeros((len(indices), width, self.static_dim), dtype=np.float32)
+        for row, index in enumerate(indices):
+            words = self.num_words(index)
+            mask[row, :max(words, 1)] = True
+            if contextual is not None:
+                contextual[:, row, :words] = self.contextual[index]
+            if static is not None:
+                static[row, :words] = self.static[index]
+        as_tensor = lambda array: None if array is None else torch.from_numpy(array)  # noqa: E731
+        return Batch(as_tensor(contextual), as_tensor(static), torch.from_numpy(mask))
+
+
+class Batch(NamedTuple):
+    """contextual: (layers, batch, words, dim) float32 or None; static: (batch, words, static_dim) float32 or
+    None; mask: (batch, words) bool, True on real words. Padding is zero."""
+
+    contextual: Optional[Tensor]
+    static: Optional[Tensor]
+    mask: Tensor
+
+
 class SequenceClassifier(nn.Module):
-    def __init__(self, num_layers: int, dim: int, num_classes: int, hidden: int = 128, dropout: float = 0.3):
+    """[gamma_x * x_k ; ScalarMix(h_k)] -> dropout -> BiLSTM -> max-pool -> linear; either part may be absent."""
+
+    def __init__(self, num_layers: int, contextual_dim: int, static_dim: int, num_classes: int,
+                 hidden: int = 128, dropout: float = 0.3):
         super().__init__()
-        self.mix = ScalarMix(num_layers)
+        if contextual_dim + static_dim < 1:
+            raise ValueError("the classifier needs contextual or static inputs")
+        self.mix = ScalarMix(num_layers) if contextual_dim else None
+        # a learned scale for the static vectors, as gamma is for the mix: Word2Vec's vectors are small
+        self.static_gamma = nn.Parameter(torch.tensor(1.0)) if static_dim else None
+        self.input_dim = contextual_dim + static_dim
         self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(self.input_dim, hidden, batch_first=True, bidirectional=True)
         self.output = nn.Linear(2 * hidden, num_classes)
 
-    def forward(self, layers: Tensor, mask: Tensor) -> Tensor:
-        """layers: (layers, batch, words, dim) float; mask: (batch, words) bool -> (batch, classes) logits."""
-        mixed = self.dropout(self.mix(layers, mask))  # (batch, words, dim)
-        states, _ = self.lstm(mixed)  # (batch, words, 2 * hidden)
-        states = states.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+    def word_inputs(self, batch: Batch) -> Tensor:
+        """(batch, words, input_dim): the static part first, then the mix (ELMo's [x_k; ELMo_k])."""
+        parts = []
+        if self.static_gamma is not None:
+            parts.append(self.static_gamma * batch.static)
+        if self.mix is not None:
+            parts.append(self.mix(batch.contextual, batch.mask))
+        return torch.cat(parts, dim=-1)
+
+    def forward(self, batch: Batch) -> Tensor:
+        """-> (batch, classes) logits."""
+        states, _ = self.lstm(self.dropout(self.word_inputs(batch)))  # (batch, words, 2 * hidden)
+        states = states.masked_fill(~batch.mask.unsqueeze(-1), float("-inf"))
         return self.output(self.dropout(states.max(dim=1).values))
-
-
-def _batch(features: Sequence[np.ndarray], indices: Sequence[int]) -> tuple[Tensor, Tensor]:
-    """Pad a batch: (layers, batch, words, dim) float32 and (batch, words) bool; an empty text gets one zero word."""
-    layers, _, dim = features[indices[0]].shape
-    width = max(1, max(features[i].shape[1] for i in indices))
-    padded = np.zeros((layers, len(indices), width, dim), dtype=np.float32)
-    mask = np.zeros((len(indices), width), dtype=bool)
-    for row, index in enumerate(indices):
-        words = features[index].shape[1]
-        padded[:, row, :words] = features[index]
-        mask[row, :max(words, 1)] = True
-    return torch.from_numpy(padded), torch.from_numpy(mask)
 
 
 class ClassifierResult(NamedTuple):
@@ -105,69 +218,118 @@ class ClassifierResult(NamedTuple):
     test_accuracy: float
     dev_accuracy: float
     best_epoch: int
-    layer_weights: list[float]
-    gamma: float
-    seconds: float
+    epochs_run: int
+    input_dim: int  # width of each word's input to the BiLSTM
+    layer_weights: list[float]  # softmax of the mix's scalars (layer 0 = token layer); [] without a mix
+    gamma: Optional[float]  # the mix's scale; None without a mix
+    static_gamma: Optional[float]  # the Word2Vec vectors' scale; None without them
+    seconds: float  # training and testing, not computing the features
 
 
-def _accuracy(model: SequenceClassifier, features, labels: np.ndarray, batch_size: int = 256) -> float:
+def _accuracy(model: SequenceClassifier, features: WordFeatures, labels: np.ndarray, batch_size: int = 256) -> float:
     model.eval()
-    order = sorted(range(len(features)), key=lambda i: features[i].shape[1])
+    order = sorted(range(len(features)), key=features.num_words)
     correct = 0
     with torch.inference_mode():
         for begin in range(0, len(order), batch_size):
             chunk = order[begin:begin + batch_size]
-            layers, mask = _batch(features, chunk)
-            correct += int((model(layers, mask).argmax(-1).numpy() == labels[chunk]).sum())
+            correct += int((model(features.batch(chunk)).argmax(-1).numpy() == labels[chunk]).sum())
     return correct / len(features)
 
 
-def train_and_test(name: str, train_features, train_labels: Sequence[str], test_features, test_labels: Sequence[str],
-                   *, epochs: int = 6, patience: int = 1, batch_size: int = 64, lr: float = 1e-3,
-                   dev_fraction: float = 0.1, seed: int = 0, progress: bool = True) -> ClassifierResult:
-    """Train on train (minus a dev split for early stopping) and report test accuracy and the learned mix."""
-    started = time.perf_counter()
+def _shuffled_batches(features: WordFeatures, ids: np.ndarray, batch_size: int,
+                      rng: np.random.Generator) -> list[list[int]]:
+    """Length-bucketed shuffled batches: a shuffled order, sorted by length within blocks of 50 batches."""
+    order = rng.permutation(ids)
+    block = batch_size * 50
+    batches = []
+    for begin in range(0, len(order), block):
+        part = sorted(order[begin:begin + block], key=features.num_words)
+        batches.extend(part[k:k + batch_size] for k in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _label_ids(train_labels: Sequence[str], test_labels: Sequence[str]) -> tuple[int, np.ndarray, np.ndarray]:
+    """(number of classes, train label ids, test label ids); classes in sorted order."""
     classes = sorted(set(train_labels))
-    class_index = {label: i for i, label in enumerate(classes)}
     unknown = set(test_labels) - set(classes)
     if unknown:
         raise DataFormatError(f"test labels {sorted(unknown)[:3]} never occur in train")
-    y_train = np.array([class_index[label] for label in train_labels])
-    y_test = np.array([class_index[label] for label in test_labels])
+    class_index = {label: i for i, label in enumerate(classes)}
+    return (len(classes), np.array([class_index[label] for label in train_labels]),
+            np.array([class_index[label] for label in test_labels]))
+
+
+def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], test: WordFeatures,
+                   test_labels: Sequence[str], *, epochs: int = 6, patience: int = 1, batch_size: int = 64,
+                   lr: float = 1e-3, dev_fraction: float = 0.1, seed: int = 0,
+                   progress: bool = True) -> ClassifierResult:
+    """Train on train (minus a dev split for early stopping) and report test accuracy and the learned mix."""
+    started = time.perf_counter()
+    num_classes, y_train, y_test = _label_ids(train_labels, test_labels)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    permutation = rng.permutation(len(train_features))
+    permutation = rng.permutation(len(train))
     dev_size = max(1, int(len(permutation) * dev_fraction))
     dev_ids, fit_ids = permutation[:dev_size], permutation[dev_size:]
-    dev_features = [train_features[i] for i in dev_ids]
-    layers, _, dim = train_features[0].shape
-    model = SequenceClassifier(layers, dim, len(classes))
+    dev = train.subset(dev_ids)
+    model = SequenceClassifier(train.num_layers, train.contextual_dim, train.static_dim, num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    best = (-1.0, 0, None)
+    best_accuracy, best_epoch, best_state, epoch = -1.0, 0, None, 0
     for epoch in range(1, epochs + 1):
         model.train()
-        # length-bucketed shuffled batches: sort a shuffled order by length within blocks of 50 batches
-        order = rng.permutation(fit_ids)
-        block = batch_size * 50
-        batches = []
-        for begin in range(0, len(order), block):
-            part = sorted(order[begin:begin + block], key=lambda i: train_features[i].shape[1])
-            batches.extend(part[k:k + batch_size] for k in range(0, len(part), batch_size))
-        rng.shuffle(batches)
+        batches = _shuffled_batches(train, fit_ids, batch_size, rng)
         for chunk in tqdm(batches, disable=not progress, desc=f"{name} epoch {epoch}", leave=False):
-            inputs, mask = _batch(train_features, chunk)
-            loss = nn.functional.cross_entropy(model(inputs, mask), torch.from_numpy(y_train[chunk]))
+            loss = nn.functional.cross_entropy(model(train.batch(chunk)), torch.from_numpy(y_train[chunk]))
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
-        dev_accuracy = _accuracy(model, dev_features, y_train[dev_ids])
+        dev_accuracy = _accuracy(model, dev, y_train[dev_ids])
         log.info("%s: epoch %d dev accuracy %.4f", name, epoch, dev_accuracy)
-        if dev_accuracy > best[0]:
-            best = (dev_accuracy, epoch, {k: v.clone() for k, v in model.state_dict().items()})
-        elif epoch - best[1] > patience:
+        if dev_accuracy > best_accuracy:
+            best_accuracy, best_epoch = dev_accuracy, epoch
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        elif epoch - best_epoch > patience:
             break
-    model.load_state_dict(best[2])
-    test_accuracy = _accuracy(model, test_features, y_test)
-    return ClassifierResult(name, test_accuracy, best[0], best[1], model.mix.weights.detach().tolist(),
-                            float(model.mix.gamma.detach()), time.perf_counter() - started)
+    model.load_state_dict(best_state)
+    return ClassifierResult(
+        name, _accuracy(model, test, y_test), best_accuracy, best_epoch, epoch, model.input_dim,
+        [] if model.mix is None else model.mix.weights.detach().tolist(),
+        None if model.mix is None else float(model.mix.gamma.detach()),
+        None if model.static_gamma is None else float(model.static_gamma.detach()),
+        time.perf_counter() - started)
+
+
+class ClassifyReport(NamedTuple):
+    results: list[ClassifierResult]  # one per feature kind, in the order asked
+    contextual_seconds: float  # computing the biLM's word vectors of train and test (0 if not needed)
+    static_seconds: float  # looking up the Word2Vec vectors of train and test (0 if not needed)
+
+
+def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequence[str],
+             train_labels: Sequence[str], test_texts: Sequence[str], test_labels: Sequence[str], *,
+             static: Optional[StaticVectors] = None, epochs: int = 6, seed: int = 0,
+             progress: bool = True) -> ClassifyReport:
+    """Train and test one classifier per feature kind; each kind's features are computed once and shared."""
+    if any("static" in kind for kind in kinds) and static is None:
+        raise ConfigError("the static and static+mix features need Word2Vec vectors (--w2v)")
+    started = time.perf_counter()
+    contextual = {}
+    if any("mix" in kind for kind in kinds):
+        contextual = {"train": contextual_features(embedder, train_texts, progress=progress),
+                      "test": contextual_features(embedder, test_texts, progress=progress)}
+    contextual_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    static_vectors = {}
+    if static is not None and any("static" in kind for kind in kinds):
+        static_vectors = {"train": static_features(static, train_texts), "test": static_features(static, test_texts)}
+    static_seconds = time.perf_counter() - started
+    results = []
+    for kind in kinds:
+        train, test = (WordFeatures.of_kind(kind, contextual.get(split), static_vectors.get(split))
+                       for split in ("train", "test"))
+        results.append(train_and_test(kind, train, train_labels, test, test_labels, epochs=epochs, seed=seed,
+                                      progress=progress))
+    return ClassifyReport(results, contextual_seconds, static_seconds)

@@ -1,0 +1,121 @@
+"""The classifier's three kinds of word features (mix, static, static+mix), end to end on a tiny labelled set."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from contextemb.embedder import load
+from contextemb.errors import ConfigError
+from contextemb.evaluation.classify import FEATURE_KINDS, classify, parse_feature_kinds, static_features
+from contextemb.evaluation.word2vec import StaticVectors, train_word2vec
+
+W2V_DIM = 16
+
+
+@pytest.fixture(scope="module")
+def w2v_path(tiny_model_dir, small_corpus, tmp_path_factory):
+    from contextemb.model_dir import load_model_dir
+
+    out = tmp_path_factory.mktemp("w2v") / "w2v.bin"
+    tokenizer = load_model_dir(tiny_model_dir, ()).tokenizer
+    train_word2vec(small_corpus, tokenizer, out, dim=W2V_DIM, epochs=5, min_count=1, workers=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def labelled(demo_corpus, tmp_path_factory):
+    """Train and test TSVs (640 / 160 rows): the label says which of two cue words ends the sentence."""
+    lines = [line for line in demo_corpus.read_text(encoding="utf-8").splitlines() if line.strip()][:800]
+    rows = [f"{line.replace(chr(9), ' ')} {'좋다' if index % 2 else '싫다'}\t{index % 2}"
+            for index, line in enumerate(lines)]
+    random.Random(3).shuffle(rows)
+    folder = tmp_path_factory.mktemp("labelled")
+    for name, part in (("train.tsv", rows[:640]), ("test.tsv", rows[640:])):
+        (folder / name).write_text("document\tlabel\n" + "\n".join(part) + "\n", encoding="utf-8")
+    return folder / "train.tsv", folder / "test.tsv"
+
+
+def test_parse_feature_kinds():
+    assert parse_feature_kinds(["static+mix", "mix,static", "mix"]) == ("static+mix", "mix", "static")
+    with pytest.raises(ConfigError, match="choose from mix, static, static\\+mix"):
+        parse_feature_kinds(["mix+static"])
+
+
+def _word2vec_of_pieces(tokenizer, pieces, out):
+    """A real word2vec file holding only `pieces` (random vectors), with the sidecar naming `tokenizer`."""
+    from gensim.models import KeyedVectors
+
+    from contextemb.evaluation.word2vec import tokenizer_digest
+
+    vectors = KeyedVectors(W2V_DIM)
+    vectors.add_vectors(list(pieces), np.random.default_rng(0).normal(size=(len(pieces), W2V_DIM)))
+    vectors.save_word2vec_format(str(out), binary=True)
+    out.with_name(out.name + ".json").write_text(json.dumps({"tokenizer_sha256": tokenizer_digest(tokenizer)}))
+    return out
+
+
+def test_static_features_are_static_vectors_and_zero_for_unknown_words(tiny_model_dir, tmp_path):
+    embedder = load(tiny_model_dir)
+    tokenizer = embedder.tokenizer
+    pieces_of = lambda word: {tokenizer.pieces[i] for i in tokenizer.encode([word])[0]}  # noqa: E731
+    path = _word2vec_of_pieces(tokenizer, sorted(pieces_of("영화") - pieces_of("龘")), tmp_path / "w2v.bin")
+    static = StaticVectors(path, tokenizer)
+    with pytest.raises(KeyError):
+        static.vector("龘")  # none of its pieces is in the file
+    rows = static_features(static, ["영화 龘 영화", ""])
+    assert rows[0].shape == (3, W2V_DIM) and rows[1].shape == (0, W2V_DIM)
+    expected = static.vector("영화").astype(np.float16)
+    np.testing.assert_array_equal(rows[0][0], expected)
+    np.testing.assert_array_equal(rows[0][2], expected)
+    assert not rows[0][1].any()
+
+
+def test_every_feature_kind_trains_and_reports_its_weights(tiny_model_dir, w2v_path, labelled):
+    from contextemb.evaluation.classify import read_labelled
+
+    embedder = load(tiny_model_dir)
+    static = StaticVectors(w2v_path, embedder.tokenizer)
+    train_texts, train_labels = read_labelled(labelled[0])
+    test_texts, test_labels = read_labelled(labelled[1])
+    report = classify(embedder, FEATURE_KINDS, train_texts, train_labels, test_texts, test_labels, static=static,
+                      epochs=8, progress=False)
+    results = {result.name: result for result in report.results}
+    assert list(results) == ["mix", "static", "static+mix"]
+    assert results["mix"].input_dim == embedder.dim
+    assert results["static"].input_dim == W2V_DIM
+    assert results["static+mix"].input_dim == W2V_DIM + embedder.dim
+    for name in ("mix", "static+mix"):
+        weights = results[name].layer_weights
+        assert len(weights) == embedder.num_layers and abs(sum(weights) - 1) < 1e-5
+        assert results[name].gamma is not None
+    assert results["static"].layer_weights == [] and results["static"].gamma is None
+    assert results["mix"].static_gamma is None and results["static+mix"].static_gamma is not None
+    for result in results.values():
+        # the cue word decides the label: every kind of feature carries it
+        assert result.test_accuracy >= 0.9, result
+        assert 1 <= result.best_epoch <= result.epochs_run <= 8
+
+
+def test_cli_static_plus_mix_as_json(run_cli, tiny_model_dir, w2v_path, labelled):
+    result = run_cli("classify", tiny_model_dir, "--train", labelled[0], "--test", labelled[1], "--w2v", w2v_path,
+                     "--features", "static+mix", "--epochs", "1", "--max-train", "60", "--json")
+    assert result.exit_code == 0, result.output
+    (line,) = result.stdout.splitlines()
+    report = json.loads(line)
+    assert report["name"] == "static+mix" and report["input_dim"] == W2V_DIM + load(tiny_model_dir).dim
+    assert report["epochs_run"] == 1 and 0.0 <= report["test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("arguments, fragment", [
+    (["--features", "elmo"], "unknown feature kind 'elmo'"),
+    (["--features", "static"], "need Word2Vec vectors (--w2v)"),
+], ids=["unknown-kind", "static-without-w2v"])
+def test_cli_refuses_bad_features(run_cli, tiny_model_dir, labelled, arguments, fragment):
+    result = run_cli("classify", tiny_model_dir, "--train", labelled[0], "--test", labelled[1], *arguments)
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = [line for line in result.stderr.splitlines() if line.strip() and " INFO " not in line]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], result.stderr
