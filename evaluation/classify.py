@@ -294,12 +294,16 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
         elif epoch - best_epoch > patience:
             break
     model.load_state_dict(best_state)
-    return ClassifierResult(
+    result = ClassifierResult(
         name, _accuracy(model, test, y_test), best_accuracy, best_epoch, epoch, model.input_dim,
         [] if model.mix is None else model.mix.weights.detach().tolist(),
         None if model.mix is None else float(model.mix.gamma.detach()),
         None if model.static_gamma is None else float(model.static_gamma.detach()),
         time.perf_counter() - started)
+    log.info("%s: test accuracy %.4f (best epoch %d of %d, %.0f s), layer weights %s, gamma %s, static gamma %s",
+             name, result.test_accuracy, best_epoch, epoch, result.seconds,
+             [round(w, 3) for w in result.layer_weights], result.gamma, result.static_gamma)
+    return result
 
 
 class ClassifyReport(NamedTuple):
@@ -321,6 +325,8 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
         contextual = {"train": contextual_features(embedder, train_texts, progress=progress),
                       "test": contextual_features(embedder, test_texts, progress=progress)}
     contextual_seconds = time.perf_counter() - started
+    if contextual:
+        log.info("biLM word vectors of %d texts: %.0f s", len(train_texts) + len(test_texts), contextual_seconds)
     started = time.perf_counter()
     static_vectors = {}
     if static is not None and any("static" in kind for kind in kinds):
