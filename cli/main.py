@@ -398,9 +398,10 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--precision", type=click.Choice(["float32", "bf16", "int8", "auto"]), default="float32",
               show_default=True, help="The biLM's arithmetic for the features (float32: the same on every CPU).")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
 @reports_errors
 def classify(model, train_path, test_path, text_column, label_column, feature_values, w2v_path, max_train, max_test,
-             epochs, seed, precision, as_json):
+             epochs, seed, precision, as_json, no_progress):
     """Train a classifier over frozen word features (the biLM's learned layer mix, Word2Vec, or both);
     report test accuracy and the learned weights."""
     from contextemb.embedder import load
@@ -414,7 +415,7 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
     train_texts, train_labels = read_labelled(train_path, text_column, label_column, max_train)
     test_texts, test_labels = read_labelled(test_path, text_column, label_column, max_test)
     report = run_classify(embedder, kinds, train_texts, train_labels, test_texts, test_labels, static=static,
-                          epochs=epochs, seed=seed)
+                          epochs=epochs, seed=seed, progress=not no_progress)
     for result in report.results:
         if as_json:
             click.echo(json.dumps(result._asdict()))

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# NSMC sentiment with MODEL: the classifier over static (Word2Vec), static+mix ([x_k; ELMo_k]) and mix (the
+# biLM alone) word features, on all 150,000 training and 50,000 test rows; see docs/CLASSIFY.md.
+#
+#   benchmarks/classify_nsmc.sh MODEL OUT_DIR [FEATURES]
+#   e.g. nohup nice -n 5 benchmarks/classify_nsmc.sh ko-nsmc-small ~/contextemb-runs/classify/ko-nsmc-small &
+#
+# Writes OUT_DIR/w2v.bin (+ .json; kept and reused if there), results.jsonl (one JSON object per feature kind),
+# classify.log (per-epoch dev accuracy, GNU time), machine.txt (CPU, load before and after).
+set -euo pipefail
+model=${1:?usage: $0 MODEL OUT_DIR [FEATURES]}
+out=${2:?usage: $0 MODEL OUT_DIR [FEATURES]}
+features=${3:-static,static+mix,mix}
+data=${NSMC_DIR:-../shared/data/nsmc}
+contextemb=${CONTEXTEMB:-.venv/bin/contextemb}
+mkdir -p "$out"
+{
+    echo "$(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') model $model features $features"
+    grep -m1 'model name' /proc/cpuinfo
+    echo "cores $(nproc); before: $(uptime)"
+} > "$out/machine.txt"
+# Word2Vec over MODEL's own pieces: a file trained with another model's tokenizer is refused
+if [ ! -f "$out/w2v.bin" ]; then
+    /usr/bin/time -v "$contextemb" word2vec "$data/corpus.txt" --out "$out/w2v.bin" --model "$model" 2> "$out/w2v.log"
+fi
+/usr/bin/time -v "$contextemb" classify "$model" --train "$data/ratings_train.tsv" --test "$data/ratings_test.tsv" \
+    --w2v "$out/w2v.bin" --features "$features" --epochs 8 --json --no-progress > "$out/results.jsonl" 2> "$out/classify.log"
+echo "after: $(uptime)" >> "$out/machine.txt"
