@@ -267,6 +267,8 @@ def similarity(model, word, first_text, second_text):
 @click.option("--language", type=click.Choice(["ko", "en"]), default="ko", show_default=True,
               help="Which bundled probe set to use without --probes.")
 @click.option("--word", help="Only this word.")
+@click.option("--dev-set", is_flag=True, help="The hand-labelled Korean development set (text read from the shared "
+              "corpora, $CONTEXTEMB_DATA): also WiC-style pair accuracy per layer.")
 @click.option("--w2v", "w2v_path", type=click.Path(path_type=Path), help="Word2Vec file from `contextemb word2vec`.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write heatmaps and PCA scatters here.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per word and representation.")
@@ -274,14 +276,21 @@ def similarity(model, word, first_text, second_text):
 @click.option("--quantize", is_flag=True, help="Probe the int8 model (see `contextemb embed --quantize`).")
 @click.option("--precision", type=click.Choice(["float32", "bf16"]), default="float32", show_default=True)
 @reports_errors
-def probe(model, probe_file, language, word, w2v_path, plot_path, as_json, bootstrap, quantize, precision):
+def probe(model, probe_file, language, word, dev_set, w2v_path, plot_path, as_json, bootstrap, quantize, precision):
     """Do a word's vectors group by sense? Per layer, contextual against static Word2Vec."""
     from contextemb.embedder import load
     from contextemb.evaluation.probe import format_table, run_probes, summarise
     from contextemb.evaluation.probe_sets import bundled_probe_file, read_probes
 
-    embedder = load(model, quantize=quantize, precision=precision)
-    probes = read_probes(probe_file or bundled_probe_file(language), word=word)
+    if dev_set and probe_file is not None:
+        raise click.UsageError("--dev-set and --probes name two probe sets; give one")
+    if dev_set:
+        from contextemb.evaluation.dev_homographs import load_dev_probes
+
+        probes = load_dev_probes(word=word)
+    else:
+        probes = read_probes(probe_file or bundled_probe_file(language), word=word)
+    embedder = load(model, quantize=quantize, precision=precision)  # after the probes: bad input fails fast
     static = None
     if w2v_path is not None:
         from contextemb.evaluation.word2vec import StaticVectors
@@ -299,6 +308,15 @@ def probe(model, probe_file, language, word, w2v_path, plot_path, as_json, boots
         for name, values in summarise(rows).items():
             click.echo(f"  {name:9s} 1-NN {values['accuracy']:.3f} (chance {values['chance']:.3f})  "
                        f"gap {values['gap']:+.3f}  silhouette {values['silhouette']:+.3f}")
+    if dev_set:
+        from contextemb.evaluation.dev_set import format_pairs, pair_accuracy
+
+        pairs = pair_accuracy(grouped)
+        if as_json:
+            for result in pairs.results:
+                click.echo(json.dumps({"task": "pairs", **result._asdict()}))
+        else:
+            click.echo("\n" + format_pairs(pairs))
     if plot_path is not None:
         from contextemb.evaluation.plots import plot_probes
 
