@@ -1,0 +1,97 @@
+"""The benchmark runner: the CPU line at the head of the report, the skipped paths, figures streamed to the file.
+
+The benchmarks measure; these tests only check that a report is made the way a user needs it: the CPU's
+capability first, a path the CPU cannot run natively named and skipped (not run), every figure in the results
+file as soon as it is printed. The sizes are tiny, so the figures themselves mean nothing here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmarks import run
+from benchmarks.embedding import EmbedSizes
+from benchmarks.memory import MemorySizes
+from benchmarks.paths import runnable, skip_reason
+from benchmarks.peers import PeerSizes
+from benchmarks.pretraining import PretrainSizes
+from benchmarks.report import Report, results_path, summary
+from benchmarks.scaling import ScalingSizes
+from contextemb.cpu_features import CpuFeatures
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+AVX2_ONLY = CpuFeatures(model_name="an AVX2 CPU", torch_capability="AVX2", avx2=True, avx512=False,
+                        avx512_bf16=False, vnni=False, amx=False)
+SAPPHIRE_RAPIDS = CpuFeatures(model_name="a CPU with AMX", torch_capability="AVX512", avx2=True, avx512=True,
+                              avx512_bf16=True, vnni=True, amx=True)
+NO_AVX2 = dataclasses.replace(AVX2_ONLY, avx2=False, torch_capability="DEFAULT")
+
+TINY = run.Sizes(
+    matmul_repeats=2, lstm_repeats=1, lstm_steps=1,
+    pretrain=PretrainSizes(lines=2000, steps=3, log_every=1, repeats=1, flop_batches=1, timeout_s=300),
+    embed=EmbedSizes(reviews=20, repeats=1, timeout_s=300),
+    memory=MemorySizes(lines=2000, steps=1, repeats=1, tokenizer=False, timeout_s=300),
+    scaling=ScalingSizes(lines=2000, steps=3, log_every=1, repeats=1, timeout_s=300),
+    peers=PeerSizes(seconds=5, reviews=20, repeats=1, timeout_s=300))
+
+
+def test_bf16_is_skipped_without_native_bf16_and_int8_without_avx2():
+    assert "native bf16" in skip_reason("bf16", AVX2_ONLY)
+    assert skip_reason("int8", AVX2_ONLY) is None
+    assert runnable(("float32", "bf16", "int8"), AVX2_ONLY)[0] == ("float32", "int8")
+    assert runnable(("float32", "bf16", "int8"), SAPPHIRE_RAPIDS) == (("float32", "bf16", "int8"), {})
+    kept, skipped = runnable(("float32", "bf16", "int8"), NO_AVX2)
+    assert kept == ("float32",) and set(skipped) == {"bf16", "int8"} and "AVX2" in skipped["int8"]
+
+
+def test_results_are_named_by_date_and_cpu_kind_and_never_overwritten(tmp_path):
+    first = results_path(AVX2_ONLY.kind(), "quick", day="2026-12-02", directory=tmp_path)
+    assert first.name == "2026-12-02-avx2-quick.md"
+    first.write_text("kept")
+    assert results_path("avx2", "quick", day="2026-12-02", directory=tmp_path).name == "2026-12-02-avx2-quick-2.md"
+
+
+def test_each_figure_is_in_the_file_as_soon_as_it_is_printed(tmp_path):
+    printed = io.StringIO()
+    report = Report(tmp_path / "r.md", tmp_path / "r.jsonl", stream=printed)
+    report.figure("float32 matmul, GFLOP/s", summary([190.0, 200.0, 180.0]), 1)
+    assert (tmp_path / "r.md").read_text() == printed.getvalue() == \
+        "- float32 matmul, GFLOP/s: 190.0 (min 180.0, max 200.0, n=3)\n"
+    assert '"median": 190.0' in (tmp_path / "r.jsonl").read_text()
+    report.skipped("bf16 matmul", "no native bf16")
+    assert (tmp_path / "r.md").read_text().endswith("- skipped: bf16 matmul — no native bf16\n")
+
+
+def test_the_report_starts_with_the_cpu_and_skips_what_it_cannot_run_natively(tmp_path, capsys):
+    path = run.main(["--only", "matmul", "--out", str(tmp_path / "out.md")], features=AVX2_ONLY, sizes=TINY)
+    text = path.read_text(encoding="utf-8")
+    assert text == capsys.readouterr().out.split("\nresults: ")[0]  # printed and written alike
+    lines = text.splitlines()
+    assert lines[0].startswith("# contextemb benchmarks, ")
+    assert lines[2] == f"- CPU: {AVX2_ONLY.summary()}"  # first thing after the title
+    assert "- skipped: bf16 matmul — this CPU has no native bf16" in text
+    assert re.search(r"^- float32 matmul, GFLOP/s: [\d,.]+ \(min ", text, re.M)
+    assert re.search(r"^- int8 matmul, GOP/s: [\d,.]+ ", text, re.M)
+    assert "bf16 matmul, GFLOP/s" not in text
+    assert re.search(r"^- finished in \d+ s", text, re.M)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "nsmc" / "corpus.txt").is_file(), reason="needs ../shared/data/nsmc")
+def test_pretraining_and_embedding_parts_report_real_runs(tmp_path):
+    """Real CLI runs, a few steps and 20 reviews: each part reports its figures, bf16 skipped as asked."""
+    path = run.main(["--only", "pretrain,embed", "--out", str(tmp_path / "out.md")], features=AVX2_ONLY, sizes=TINY)
+    text = path.read_text(encoding="utf-8")
+    assert "failed" not in text, text
+    assert "- skipped: pretraining in bf16 — " in text and "- skipped: embedding in bf16 — " in text
+    assert re.search(r"^- pretraining, float32, run 1, pieces/s: forward [\d,]+, backward [\d,]+", text, re.M)
+    assert re.search(r"^- training FLOPs per piece \(forward \+ backward, counted\), M: \d+\.\d\d$", text, re.M)
+    for precision in ("float32", "int8"):
+        assert re.search(rf"^- embedding, {precision}, sentences/s: [\d,]+ ", text, re.M)
+    assert re.search(r"^- embedding, int8 speed-up over float32 \(pairwise, same repeat\): [\d.]+×", text, re.M)
