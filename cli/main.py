@@ -432,18 +432,20 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
     static = None if w2v_path is None else StaticVectors(w2v_path, embedder.tokenizer)
     train_texts, train_labels = read_labelled(train_path, text_column, label_column, max_train)
     test_texts, test_labels = read_labelled(test_path, text_column, label_column, max_test)
-    report = run_classify(embedder, kinds, train_texts, train_labels, test_texts, test_labels, static=static,
-                          epochs=epochs, seed=seed, progress=not no_progress)
-    for result in report.results:
+
+    def show(result):  # each kind's line as soon as it is done
         if as_json:
             click.echo(json.dumps(result._asdict()))
-            continue
+            return
         weights = ", ".join(f"{w:.3f}" for w in result.layer_weights)
         mix = f"  layer weights [{weights}] gamma {result.gamma:.3f}" if result.gamma is not None else ""
         scale = f"  static gamma {result.static_gamma:.3f}" if result.static_gamma is not None else ""
         click.echo(f"{result.name:10s} test accuracy {result.test_accuracy:.4f}  (dev {result.dev_accuracy:.4f}, "
                    f"epoch {result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s, "
                    f"input {result.input_dim}){mix}{scale}")
+
+    report = run_classify(embedder, kinds, train_texts, train_labels, test_texts, test_labels, static=static,
+                          epochs=epochs, seed=seed, progress=not no_progress, on_result=show)
     if not as_json:
         click.echo(f"({len(train_texts)} train rows, {len(test_texts)} test rows; features: biLM "
                    f"{report.contextual_seconds:.0f} s, Word2Vec {report.static_seconds:.0f} s)")
