@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test install clean-demo
+.PHONY: demo test test-fast install clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `make test` runs everything; `make test-fast` leaves out the tests marked slow (subprocesses, kills, torchrun).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 # Pretrain a small model on the bundled corpus (a few minutes on 2 cores), score it and sample it; then, with the
 # packaged Korean model, compare the vectors of 연패 in its two senses and run the 연패 probe against Word2Vec.

@@ -28,8 +28,10 @@ def test_missing_corpus(run_cli, tmp_path):
     assert_refused(run_cli("pretrain", tmp_path / "nope.txt", "--out", tmp_path / "m", *TINY), "does not exist")
 
 
-def test_directory_as_corpus(run_cli, tmp_path):
-    assert_refused(run_cli("pretrain", tmp_path, "--out", tmp_path / "m", *TINY), "is a directory")
+def test_directory_without_text_files_as_corpus(run_cli, tmp_path):
+    """A directory is read as its .txt and .txt.gz files; one with none is refused, naming what it looked for."""
+    (tmp_path / "notes.md").write_text("not a corpus file\n")
+    assert_refused(run_cli("pretrain", tmp_path, "--out", tmp_path / "m", *TINY), "holds no .txt or .txt.gz files")
 
 
 @pytest.mark.parametrize("content", [b"", b"\n\n   \n\t\n\r\n"], ids=["empty", "blank-lines"])
@@ -96,6 +98,7 @@ def test_dirty_corpus_is_cleaned_and_trains(run_cli, tmp_path, small_corpus, kin
         assert any("영" in piece for piece in pieces)  # NFD would spell it as three jamo
 
 
+@pytest.mark.slow
 def test_console_script_exits_2_without_traceback(tmp_path):
     """The installed entry point, in a real process: one line, exit 2."""
     process = subprocess.run([sys.executable, "-m", "contextemb.cli.main", "pretrain", str(tmp_path / "x.txt"),

@@ -35,9 +35,9 @@ def test_missing_gpu_is_a_clear_error(tmp_path, demo_corpus, tiny_model_dir, run
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     result = run_cli("pretrain", demo_corpus, "--out", tmp_path / "m", "--device", "cuda", "--max-steps", "1")
-    assert result.exit_code != 0 and "no CUDA GPU" in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code == 2 and "no CUDA GPU" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("embed", tiny_model_dir, demo_corpus, tmp_path / "v.h5", "--device", "cuda")
-    assert result.exit_code != 0 and "no CUDA GPU" in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code == 2 and "no CUDA GPU" in result.stderr and "Traceback" not in result.stderr
     with pytest.raises(ConfigError, match="no CUDA GPU"):
         contextemb.load(tiny_model_dir, device="cuda:0")
     with pytest.raises(ConfigError, match="cpu or cuda"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import h5py
@@ -106,9 +107,14 @@ def test_whitespace_span_raises_value_error(embedder):
         embedder.embed_span("a   b", 1, 3)
 
 
-def test_return_tensors(embedder):
-    result = embedder.embed(TEXTS[:2], return_tensors=True)
-    assert isinstance(result[0].vectors, torch.Tensor)
+def test_return_tensors_hold_the_same_vectors(embedder):
+    as_tensors = embedder.embed(TEXTS[:2], return_tensors=True)
+    as_arrays = embedder.embed(TEXTS[:2])
+    for tensor_result, array_result in zip(as_tensors, as_arrays):
+        vectors = tensor_result.vectors
+        assert isinstance(vectors, torch.Tensor) and vectors.dtype == torch.float32 and vectors.device.type == "cpu"
+        assert tensor_result.words == array_result.words
+        assert np.array_equal(vectors.numpy(), array_result.vectors)
 
 
 def test_scalar_mix_worked_example_and_gradients():
@@ -238,9 +244,19 @@ def test_property_length_batches_cover_every_text_once_within_the_limits(lengths
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.floats(-20, 20), min_size=1, max_size=8))
-def test_property_scalar_mix_weights_sum_to_one(initial):
+@given(st.lists(st.floats(-20, 20), min_size=1, max_size=8), st.integers(0, 2**31 - 1))
+def test_property_scalar_mix_is_a_convex_combination_of_its_layers(initial, seed):
+    """Whatever the initial weights, the (untrained, gamma 1) mix of equal layers is that layer, every output
+    lies between the layers' smallest and largest value at its position, and a larger initial weight never
+    gives its layer less pull."""
     mix = ScalarMix(len(initial), initial_weights=initial)
-    weights = mix.weights
-    assert torch.isclose(weights.sum(), torch.tensor(1.0), atol=1e-5)
-    assert (weights >= 0).all()
+    generator = torch.Generator().manual_seed(seed)
+    layers = torch.randn(len(initial), 2, 3, 4, generator=generator)  # (layers, batch, seq, dim)
+    with torch.no_grad():
+        torch.testing.assert_close(mix(layers[:1].expand_as(layers)), layers[0], atol=1e-5, rtol=1e-5)
+        out = mix(layers)
+    assert (out >= layers.min(dim=0).values - 1e-5).all() and (out <= layers.max(dim=0).values + 1e-5).all()
+    weights = mix.weights.detach()
+    for i, j in itertools.permutations(range(len(initial)), 2):
+        if initial[i] > initial[j]:
+            assert weights[i] >= weights[j]

@@ -122,6 +122,7 @@ def straight_run(tmp_path_factory, small_corpus):
     return out
 
 
+@pytest.mark.slow
 def test_resume_after_sigterm_equals_uninterrupted_training(small_corpus, straight_run, tmp_path):
     """SIGTERM (or Ctrl-C) finishes the step, checkpoints and exits 130; --resume then ends bit-for-bit where an
     uninterrupted run ends (dropout is on, so the RNG state must be restored too)."""

@@ -11,9 +11,12 @@ import subprocess
 import sys
 import time
 
+import h5py
+import numpy as np
 import pytest
 import torch
 
+import contextemb
 from contextemb.config import ModelConfig
 from contextemb.errors import TrainingError
 from contextemb.io import checkpoint_path, load_tensors, weights_path
@@ -31,6 +34,7 @@ def _tiny(steps: int, **train) -> ModelConfig:
     return ModelConfig(lm=config.lm, train=dataclasses.replace(config.train, max_steps=steps, **train))
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_matches_uninterrupted(small_corpus, straight_run, tmp_path):
     """Five SIGKILLs at random moments, one of them while the checkpoint's temporary file is being written;
     each --resume goes on from the last complete checkpoint; the end is bit-for-bit the uninterrupted run
@@ -111,6 +115,7 @@ def test_non_finite_loss(small_corpus, tmp_path, monkeypatch, skip):
         assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
 
 
+@pytest.mark.slow
 def test_second_run_into_the_same_directory_refuses(small_corpus, tmp_path):
     out = tmp_path / "m"
     process = tiny_run(small_corpus, out, 400)
@@ -123,12 +128,22 @@ def test_second_run_into_the_same_directory_refuses(small_corpus, tmp_path):
         process.wait(timeout=120)
 
 
+@pytest.mark.slow
 def test_two_embed_processes_read_one_model(tiny_model_dir, tmp_path):
+    """Both processes finish, and each writes the vectors one process alone writes: reading one model directory
+    at once (no lock, no shared state) changes nothing."""
+    texts = ["삼성, 사상 첫 통합우승 4연패", "The bank raised its rates."]
     source = tmp_path / "s.txt"
-    source.write_text("삼성, 사상 첫 통합우승 4연패\nThe bank raised its rates.\n" * 20, encoding="utf-8")
-    processes = [subprocess.Popen([sys.executable, "-m", "contextemb.cli.main", "embed", str(tiny_model_dir),
-                                   str(source), str(tmp_path / f"out{i}.h5"), "--no-progress", "--threads", "1"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    source.write_text("\n".join(texts * 20) + "\n", encoding="utf-8")
+    command = [sys.executable, "-m", "contextemb.cli.main", "embed", str(tiny_model_dir), str(source)]
+    options = ["--no-progress", "--threads", "1", "--precision", "float32"]
+    processes = [subprocess.Popen(command + [str(tmp_path / f"out{i}.h5"), *options], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for i in range(2)]
     for process in processes:
         assert process.wait(timeout=300) == 0, process.stdout.read()
-    assert (tmp_path / "out0.h5").read_bytes() != b"" and (tmp_path / "out1.h5").is_file()
+    expected = contextemb.load(tiny_model_dir, threads=1, precision="float32").embed(texts)
+    for index in range(2):
+        with h5py.File(tmp_path / f"out{index}.h5", "r") as h5:
+            assert len([key for key in h5 if key != "sentence_to_index"]) == 2 * 20
+            for line in range(2 * 20):
+                np.testing.assert_allclose(h5[str(line)][()], expected[line % 2].vectors, atol=1e-5)
