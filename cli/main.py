@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from contextemb.config import LMConfig, ModelConfig, TrainConfig
+from contextemb.cpu_features import PRECISIONS
 from contextemb.errors import ContextembError
 
 from .options import config_option, given
@@ -67,9 +68,27 @@ def _positive(ctx, param, value):
     return value
 
 
+precision_option = click.option(
+    "--precision", type=click.Choice(list(PRECISIONS)), default="auto", show_default=True,
+    help="auto: bf16 where the CPU computes it natively (AVX-512 BF16, AMX) or on a GPU, else int8 with AVX2, "
+         "else float32. bf16 and int8 are faster, with vectors slightly off float32.")
+quantize_alias = click.option("--quantize", is_flag=True, hidden=True, help="The same as --precision int8.")
+
+
 LM_OPTIONS = ("vocab_size", "input", "char_mode", "num_layers", "hidden", "projection", "softmax", "dropout")
 TRAIN_OPTIONS = ("optimizer", "lr", "warmup_steps", "batch_tokens", "max_steps", "max_seconds", "epochs",
                  "eval_every", "checkpoint_every", "log_every", "seed", "precision")
+
+
+def _check_resumed_lr(out_dir: Path, lr: float) -> None:
+    """--resume keeps the run's learning-rate schedule: the same --lr again is fine, another one is refused."""
+    from contextemb.config import read_config
+
+    config_path = out_dir / "config.json"
+    if config_path.is_file() and read_config(config_path).train.lr != lr:
+        raise UserError(f"--resume keeps the run's learning rate {read_config(config_path).train.lr:g} "
+                        f"(config.json); --lr {lr:g} applies to a new run only (start one with --init from "
+                        f"this run's directory to change it)")
 
 
 @cli.command()
@@ -120,8 +139,7 @@ def pretrain(corpus, out_dir, valid, mix, init, direction, threads, resume, skip
     from contextemb.pretrain.train import init_lm_config, pretrain as run_pretrain
 
     if resume and options.get("lr") is not None:
-        raise UserError("--resume keeps the run's learning-rate schedule from config.json; --lr applies to a new "
-                        "run only (to change it, start one with --init from this run's directory)")
+        _check_resumed_lr(out_dir, options["lr"])
     lm_given = given(options, LM_OPTIONS)
     lm = init_lm_config(init, lm_given) if init else LMConfig(**lm_given)
     train = TrainConfig(skip_nonfinite=skip_nonfinite, **given(options, TRAIN_OPTIONS))
@@ -210,9 +228,8 @@ def sample(model_dir, prompt, max_pieces, temperature, seed, num_samples):
               help="At most this many padded pieces in a batch (lines x longest line).")
 @click.option("--threads", type=int, callback=_positive, help="Torch threads.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--quantize", is_flag=True, help="int8 LSTM and Linear layers: faster, vectors slightly off float32.")
-@click.option("--precision", type=click.Choice(["float32", "bf16"]), default="float32", show_default=True,
-              help="bf16: LSTMs in bfloat16 (fast on CPUs with AVX-512 bf16, and GPUs).")
+@precision_option
+@quantize_alias
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT_FILE.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @reports_errors
@@ -273,8 +290,8 @@ def similarity(model, word, first_text, second_text):
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write heatmaps and PCA scatters here.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per word and representation.")
 @click.option("--bootstrap", type=int, default=1000, show_default=True, callback=_positive)
-@click.option("--quantize", is_flag=True, help="Probe the int8 model (see `contextemb embed --quantize`).")
-@click.option("--precision", type=click.Choice(["float32", "bf16"]), default="float32", show_default=True)
+@precision_option
+@quantize_alias
 @reports_errors
 def probe(model, probe_file, language, word, dev_set, w2v_path, plot_path, as_json, bootstrap, quantize, precision):
     """Do a word's vectors group by sense? Per layer, contextual against static Word2Vec."""
@@ -466,7 +483,7 @@ def export_command(model_dir, out_dir, full, card):
         try:
             card_data = json.loads(Path(card).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"--card {card}: {error}") from None
+            raise UserError(f"--card {card}: {error}") from None
     out = export_model_dir(model_dir, out_dir, half=not full, card=card_data)
     size = sum(path.stat().st_size for path in out.iterdir() if path.is_file())
     click.echo(f"{out}: {size / 1e6:.1f} MB")

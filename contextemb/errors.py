@@ -17,13 +17,17 @@ class ModelFormatError(ContextembError):
     """A model directory, weights file or checkpoint is missing, corrupt or of another format."""
 
 
-class ConfigError(ContextembError):
-    """A configuration value is invalid or a config.json cannot be understood."""
+class ConfigError(ContextembError, ValueError):
+    """A configuration value or argument is invalid, or a config.json cannot be understood.
+
+    Also a ValueError, so code written against the older library, which raised ValueError for bad arguments,
+    still catches it."""
 
 
 class TrainingError(ContextembError):
     """Training cannot go on (non-finite loss, a locked output directory, a failed write)."""
 
 
-class DataFormatError(ContextembError):
-    """A probe, pair or labelled-data file has missing columns, wrong offsets or duplicate rows."""
+class DataFormatError(ContextembError, ValueError):
+    """A probe, pair or labelled-data file (or a span given by hand) has missing columns, wrong offsets or
+    duplicate rows."""

@@ -18,10 +18,10 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from .corpus import read_lines
 from .embedder import BATCH_PIECES, BATCH_TEXTS, Embedder
-from .errors import ContextembError, CorpusError
+from .errors import ConfigError, ContextembError, CorpusError
 from .io import atomic_write
-from .tokenization import normalize_line
 
 LayerChoice = Literal["all", "top", "average"]
 OutputFormat = Literal["hdf5", "npz"]
@@ -43,13 +43,8 @@ def _select_layers(vectors: np.ndarray, layers: LayerChoice) -> np.ndarray:
 
 
 def _read_lines(path: Path) -> Iterator[str]:
-    """Every line of a UTF-8 text file (blank lines included, so numbering matches the file)."""
-    try:
-        with open(path, "rb") as handle:
-            for raw in handle:
-                yield normalize_line(raw.decode("utf-8", errors="replace"))
-    except OSError as error:
-        raise CorpusError(f"cannot read {path}: {error}") from None
+    """Every line of a text file, .txt or .txt.gz (blank lines included, so numbering matches the file)."""
+    return (text for _, text in read_lines(path, keep_blank=True))
 
 
 def _chunks(lines: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -87,9 +82,9 @@ def export_embeddings(embedder: Embedder, input_path: Path, output_path: Path, *
     if output_path.exists() and not force:
         raise ContextembError(f"{output_path} exists; pass --force to overwrite it")
     if layers not in ("all", "top", "average"):
-        raise ValueError(f"layers must be all, top or average, got {layers!r}")
+        raise ConfigError(f"layers must be all, top or average, got {layers!r}")
     if output_format not in ("hdf5", "npz"):
-        raise ValueError(f"format must be hdf5 or npz, got {output_format!r}")
+        raise ConfigError(f"format must be hdf5 or npz, got {output_format!r}")
     total = sum(1 for _ in open(input_path, "rb"))
     started = time.perf_counter()
     counts = {"lines": 0, "words": 0}

@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .config import Direction
 from .errors import ModelFormatError
 
 TOKENIZER_FILE = "tokenizer.model"
@@ -32,11 +33,11 @@ CHECKPOINT_DIR = "checkpoints"
 DIRECTIONS = ("forward", "backward")
 
 
-def weights_path(model_dir: Path, direction: str) -> Path:
+def weights_path(model_dir: Path, direction: Direction) -> Path:
     return Path(model_dir) / f"{direction}.safetensors"
 
 
-def checkpoint_path(model_dir: Path, direction: str) -> Path:
+def checkpoint_path(model_dir: Path, direction: Direction) -> Path:
     return Path(model_dir) / CHECKPOINT_DIR / f"{direction}.safetensors"
 
 

@@ -6,6 +6,7 @@ from typing import Optional
 
 import torch
 
+from .errors import ConfigError
 from .lm import LanguageModel
 from .tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
@@ -17,9 +18,9 @@ def sample_text(model: LanguageModel, tokenizer: Tokenizer, prompt: str = "", *,
     temperature < 1 sharpens the distribution, > 1 flattens it. <pad>, <s> and <unk> are never drawn.
     """
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise ConfigError(f"temperature must be > 0, got {temperature}")
     if max_pieces < 1:
-        raise ValueError(f"max_pieces must be >= 1, got {max_pieces}")
+        raise ConfigError(f"max_pieces must be >= 1, got {max_pieces}")
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     prompt_ids = tokenizer.encode([prompt])[0] if prompt else []
     model.eval()

@@ -16,11 +16,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Literal, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import sentencepiece as spm
 
+from .config import CharMode
 from .errors import TokenizerError
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,6 @@ def _byte_to_char_table(text: str) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 # character ids for the char-CNN
 
-CharMode = Literal["bytes", "chars", "jamo"]
 PAD_CHAR, BEGIN_PIECE, END_PIECE, UNK_CHAR, BOS_CHAR, EOS_CHAR = range(6)
 FIRST_BYTE = 6  # ids 6..261 are the 256 byte values, in every mode (byte-fallback pieces use them)
 FIRST_SYMBOL = FIRST_BYTE + 256  # chars and jamo modes: their symbols start here

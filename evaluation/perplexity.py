@@ -2,50 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence
 
-import torch
-
-from contextemb.lm import LanguageModel
+from contextemb.config import Direction
+from contextemb.heldout import HeldOutScore, evaluation_batches, score_batches
 from contextemb.model_dir import load_model_dir
-from contextemb.pretrain.data import Batch, evaluation_batches
 
-
-class HeldOutScore(NamedTuple):
-    nll: float  # summed negative log-likelihood, nats
-    pieces: int  # target pieces scored (</s> or <s> included)
-    characters: int  # characters of the text, one per line end included
-
-    @property
-    def perplexity(self) -> float:
-        return math.exp(self.nll / max(self.pieces, 1))
-
-    @property
-    def bits_per_char(self) -> float:
-        """Comparable across tokenizers: the same text costs the same characters whatever the pieces."""
-        return self.nll / math.log(2) / max(self.characters, 1)
-
-
-def score_batches(model: LanguageModel, batches: Sequence[Batch]) -> HeldOutScore:
-    """Sum the model's loss over held-out batches, in eval mode (no dropout), restoring the mode after."""
-    was_training = model.training
-    model.eval()
-    nll, pieces, characters = 0.0, 0, 0
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        for batch in batches:
-            loss = model(batch.piece_ids.to(device), batch.targets.to(device))
-            nll += float(loss.nll_sum)
-            pieces += loss.count
-            characters += batch.num_chars
-    model.train(was_training)
-    return HeldOutScore(nll, pieces, characters)
+__all__ = ["HeldOutScore", "score_batches", "DirectionPerplexity", "perplexity"]
 
 
 class DirectionPerplexity(NamedTuple):
-    direction: str
+    direction: Direction
     score: HeldOutScore
 
     def to_dict(self) -> dict:

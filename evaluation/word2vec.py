@@ -23,7 +23,7 @@ import numpy as np
 
 from contextemb.errors import ModelFormatError
 from contextemb.io import atomic_write, atomic_write_text
-from contextemb.pretrain.data import iter_text
+from contextemb.corpus import iter_text
 from contextemb.tokenization import Tokenizer
 
 log = logging.getLogger(__name__)

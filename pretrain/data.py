@@ -6,11 +6,7 @@ batches, and the batches of a pool are shuffled with a generator seeded by (seed
 file's offset, passes and credit at the pool's start, and the batches done) is enough to rebuild the same pool
 after a restart and skip what was already trained on.
 
-Batch layout for one sentence "A B C" (forward; the backward model reads the reversed list)::
-
-    pieces   <s>  A   B   C   </s>
-    inputs   <s>  A   B   C          <- piece_ids (batch, seq)
-    targets  A    B   C   </s>       <- targets  (batch, seq), 0 = padding after the end
+Sequences and their batch layout: contextemb/sequences.py.
 """
 
 from __future__ import annotations
@@ -18,61 +14,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, NamedTuple, Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence
 
 import numpy as np
-import torch
 
+from contextemb.config import Direction
 from contextemb.corpus import (MixedReader, MixPosition, ReadStats, SourcePosition, check_text_file,  # noqa: F401
                                corpus_size, iter_text, log_read_stats, read_lines, split_long_line)
-from contextemb.errors import CorpusError
-from contextemb.tokenization import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+from contextemb.heldout import evaluation_batches  # noqa: F401
+from contextemb.sequences import Batch, make_batches, sentence_sequences  # noqa: F401
+from contextemb.tokenization import Tokenizer
 
 log = logging.getLogger(__name__)
 
 BYTES_PER_PIECE = 5  # pool size estimate: Korean runs ~6 UTF-8 bytes a piece, English ~4
-
-
-def sentence_sequences(piece_ids: list[int], direction: str, max_pieces: int) -> list[list[int]]:
-    """<s> + pieces + </s>, reversed for the backward model, cut into windows of max_pieces + 1 that overlap
-    by one piece, so every target is predicted exactly once."""
-    sequence = [BOS_ID] + piece_ids + [EOS_ID]
-    if direction == "backward":
-        sequence.reverse()  # reverse piece order, not characters: both directions share one tokenizer
-    return [sequence[start:start + max_pieces + 1] for start in range(0, len(sequence) - 1, max_pieces)]
-
-
-class Batch(NamedTuple):
-    piece_ids: torch.Tensor  # (batch, seq) int64, padding 0 at the end
-    targets: torch.Tensor  # (batch, seq) int64, padding 0
-    num_targets: int  # real target pieces
-    num_chars: int  # characters of the sentences these pieces came from (0 when unknown)
-
-
-def make_batches(sequences: list[list[int]], batch_tokens: int) -> list[Batch]:
-    """Sort sequences by length and group them so that rows x longest row <= batch_tokens."""
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    batches, group = [], []
-    for index in order:
-        candidate = group + [index]
-        if group and len(candidate) * (len(sequences[index]) - 1) > batch_tokens:
-            batches.append(_pad(sequences, group))
-            candidate = [index]
-        group = candidate
-    if group:
-        batches.append(_pad(sequences, group))
-    return batches
-
-
-def _pad(sequences: list[list[int]], group: list[int]) -> Batch:
-    width = max(len(sequences[i]) for i in group) - 1
-    ids = np.full((len(group), width), PAD_ID, dtype=np.int64)
-    targets = np.full((len(group), width), PAD_ID, dtype=np.int64)
-    for row, index in enumerate(group):
-        sequence = sequences[index]
-        ids[row, : len(sequence) - 1] = sequence[:-1]
-        targets[row, : len(sequence) - 1] = sequence[1:]
-    return Batch(torch.from_numpy(ids), torch.from_numpy(targets), int((targets != PAD_ID).sum()), 0)
 
 
 @dataclass(frozen=True)
@@ -105,7 +60,7 @@ class BatchStream:
     number of steps.
     """
 
-    def __init__(self, corpus: MixedReader | Path, tokenizer: Tokenizer, direction: str, *, max_pieces: int,
+    def __init__(self, corpus: MixedReader | Path, tokenizer: Tokenizer, direction: Direction, *, max_pieces: int,
                  batch_tokens: int, seed: int, bucket_batches: int = 50, start: ReaderPosition = ReaderPosition(),
                  rank: int = 0, world_size: int = 1):
         """corpus: a MixedReader (see open_corpus), or one text file read with pools of `bucket_batches`."""
@@ -147,39 +102,3 @@ def open_corpus(files: Sequence[Path], weights: Optional[Sequence[float]], *, ba
                 bucket_batches: int) -> MixedReader:
     """The mixed reader training uses: pools of about bucket_batches batches of batch_tokens pieces."""
     return MixedReader.from_files(files, weights, pool_bytes=batch_tokens * bucket_batches * BYTES_PER_PIECE)
-
-
-def evaluation_batches(path: Path, tokenizer: Tokenizer, direction: str, *, max_pieces: int, batch_tokens: int,
-                       max_lines: Optional[int] = None) -> list[Batch]:
-    """Held-out batches (first `max_lines` non-blank lines), each batch carrying its character count."""
-    batches = []
-    lines = []
-    for _, text in read_lines(check_text_file(path, "held-out file")):
-        lines.append(text)
-        if max_lines is not None and len(lines) >= max_lines:
-            break
-    if not lines:
-        raise CorpusError(f"held-out file {path} holds no text")
-    # group lines of similar length so padding stays small, keeping each batch's character count
-    lines.sort(key=len)
-    group: list[str] = []
-    group_pieces = 0
-    encoded = tokenizer.encode(lines)
-    for text, piece_ids in zip(lines, encoded):
-        group.append(text)
-        group_pieces += len(piece_ids) + 2
-        if group_pieces >= batch_tokens:
-            batches.append(_eval_batch(group, tokenizer, direction, max_pieces))
-            group, group_pieces = [], 0
-    if group:
-        batches.append(_eval_batch(group, tokenizer, direction, max_pieces))
-    return batches
-
-
-def _eval_batch(lines: list[str], tokenizer: Tokenizer, direction: str, max_pieces: int) -> Batch:
-    sequences = []
-    for piece_ids in tokenizer.encode(lines):
-        sequences.extend(sentence_sequences(piece_ids, direction, max_pieces))
-    batch = make_batches(sequences, batch_tokens=10**12)[0]
-    # +1 per line for its end: bits per character count the line break, as a character LM would
-    return batch._replace(num_chars=sum(len(line) + 1 for line in lines))

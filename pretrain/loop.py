@@ -27,14 +27,15 @@ from contextemb.config import CONFIG_FILE_NAME, Direction, TrainConfig, read_con
 from contextemb.cpu_features import choose_precision
 from contextemb.corpus import MixedReader, log_read_stats, source_name
 from contextemb.errors import TrainingError
-from contextemb.evaluation.perplexity import HeldOutScore, score_batches
+from contextemb.heldout import HeldOutScore, evaluation_batches, score_batches
 from contextemb.io import DIRECTIONS, METRICS_FILE, TOKENIZER_FILE, append_jsonl, checkpoint_path, weights_path
 from contextemb.model_dir import build_language_model, load_weights, save_weights
 from contextemb.packaged import resolve_model
+from contextemb.sequences import Batch
 from contextemb.tokenization import Tokenizer
 
 from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from .data import Batch, BatchStream, evaluation_batches, open_corpus
+from .data import BatchStream, open_corpus
 from .distributed import Ranks
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class CorpusSpec:
 
 @dataclass(frozen=True)
 class DirectionSummary:
-    direction: str
+    direction: Direction
     step: int
     tokens: int
     elapsed_s: float

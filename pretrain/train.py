@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from contextemb.config import CONFIG_FILE_NAME, LMConfig, ModelConfig, read_config
+from contextemb.config import CONFIG_FILE_NAME, Direction, LMConfig, ModelConfig, read_config
 from contextemb.corpus import ReadStats, check_text_file, log_read_stats, mixture_text, parse_mix, resolve_corpus
 from contextemb.devices import resolve_device
 from contextemb.errors import ConfigError, ContextembError, TrainingError
@@ -222,7 +222,7 @@ class WorkerArgs:
     """One direction's spawned trainer."""
 
     options: RunOptions
-    direction: str
+    direction: Direction
     progress_position: int
     threads: int
     log_level: int
