@@ -12,13 +12,14 @@ and at position n - i of its backward row.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
+from .batching import pad_ids
 from .lm import LanguageModel
+from .threads import submit
 from .tokenization import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -51,13 +52,9 @@ class BiLM(nn.Module):
         rows = [i for i, n in enumerate(lengths) if n > 0]
         if not rows:
             return results
-        width = max(lengths[i] for i in rows) + 2
-        forward_ids = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
-        backward_ids = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
-        for row, index in enumerate(rows):
-            sequence = [BOS_ID, *texts_piece_ids[index], EOS_ID]
-            forward_ids[row, :len(sequence)] = torch.tensor(sequence)
-            backward_ids[row, :len(sequence)] = torch.tensor(sequence[::-1])
+        forward_rows = [[BOS_ID, *texts_piece_ids[index], EOS_ID] for index in rows]
+        forward_ids = pad_ids(forward_rows, PAD_ID)  # (rows, width)
+        backward_ids = pad_ids([row[::-1] for row in forward_rows], PAD_ID)
         forward_states, backward_states = self._both_directions(forward_ids.to(device), backward_ids.to(device))
         for row, index in enumerate(rows):
             n = lengths[index]
@@ -69,37 +66,23 @@ class BiLM(nn.Module):
     def _both_directions(self, forward_ids: Tensor, backward_ids: Tensor) -> tuple[Tensor, Tensor]:
         """(layers, rows, width, proj) states of each direction.
 
-        Without gradients on a CPU with 2+ threads, the two stacks run at once in two threads, each with half
-        the intra-op threads: an LSTM step's small matrix products use one core better than two (measured on
-        2 cores, 4,000 NSMC reviews, 4 runs each: 1.10x the sentences/s of one direction after the other).
+        Without gradients on a CPU with 2+ threads, the two stacks run at once on two worker threads, each
+        with half the caller's intra-op threads: an LSTM step's small matrix products use one core better
+        than two (measured on 2 cores, 4,000 NSMC reviews, 4 runs each: 1.10x the sentences/s of one
+        direction after the other). The caller's own thread count is never touched (contextemb.threads).
         """
-        def states(model: LanguageModel, ids: Tensor) -> Tensor:
-            return torch.stack(model.layer_states(ids))
-
         threads = torch.get_num_threads()
-        if not PARALLEL_DIRECTIONS or torch.is_grad_enabled() or threads < 2 or forward_ids.device.type != "cpu":
-            return states(self.forward_lm, forward_ids), states(self.backward_lm, backward_ids)
-        torch.set_num_threads(threads // 2)
-        try:
-            inference = torch.is_inference_mode_enabled()
+        if not PARALLEL_DIRECTIONS or threads < 2 or forward_ids.device.type != "cpu" or torch.is_grad_enabled() \
+                or torch.is_autocast_enabled("cpu"):  # autocast, unlike the grad modes, would not follow the work
+            return _layer_states(self.forward_lm, forward_ids), _layer_states(self.backward_lm, backward_ids)
+        forward = submit(threads // 2, _layer_states, self.forward_lm, forward_ids)
+        backward = submit(threads // 2, _layer_states, self.backward_lm, backward_ids)
+        return forward.result(), backward.result()
 
-            def run(model: LanguageModel, ids: Tensor) -> Tensor:
-                with torch.inference_mode(inference), torch.no_grad():  # grad modes are per thread
-                    return states(model, ids)
 
-            backward = _direction_pool().submit(run, self.backward_lm, backward_ids)
-            forward = run(self.forward_lm, forward_ids)
-            return forward, backward.result()
-        finally:
-            torch.set_num_threads(threads)
+def _layer_states(model: LanguageModel, piece_ids: Tensor) -> Tensor:
+    """(layers, rows, width, proj): every layer's states of one direction, stacked."""
+    return torch.stack(model.layer_states(piece_ids))
 
 
 PARALLEL_DIRECTIONS = True  # benchmarks switch it off to measure the difference
-_POOL: Optional[ThreadPoolExecutor] = None
-
-
-def _direction_pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="contextemb-backward")
-    return _POOL

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from .alignment import Pool, Unit
+from .batching import pad_vectors
 from .embedder import BATCH_TEXTS, Embedder, load
 from .encoders import CharCNN
 from .scalar_mix import ScalarMix
@@ -64,14 +65,12 @@ class ContextualEmbedder(nn.Module):
             piece_vectors = self.embedder.piece_vectors(encodings, self.batch_size)
             units = [result.vectors for result in
                      self.embedder.all_word_vectors(texts, encodings, piece_vectors, self.unit, self.pool)]
-        layers, dim = self.embedder.num_layers, self.embedder.dim
         device = self.embedder.device
-        width = max([u.shape[1] for u in units], default=0)
-        stacked = torch.zeros(layers, len(units), width, dim, device=device)  # (layers, batch, words, dim)
-        mask = torch.zeros(len(units), width, dtype=torch.bool, device=device)
-        for row, vectors in enumerate(units):
-            stacked[:, row, :vectors.shape[1]] = vectors
-            mask[row, :vectors.shape[1]] = True
+        if not units:  # an empty batch
+            empty = torch.zeros(0, 0, self.output_dim, device=device)
+            no_words = torch.zeros(0, 0, dtype=torch.bool, device=device)
+            return ContextualOutput([empty] * len(self.scalar_mixes), no_words)
+        stacked, mask = pad_vectors(units)  # (layers, batch, words, dim), (batch, words)
         representations = [self.dropout(mix(stacked, mask) * mask.unsqueeze(-1)) for mix in self.scalar_mixes]
         return ContextualOutput(representations, mask)
 

@@ -84,17 +84,27 @@ class LanguageModel(nn.Module):
         piece_ids: (batch, seq) int64; padding (id 0) goes at the end of each row, where it cannot change
         the states of the real pieces before it. Returns num_layers tensors (batch, seq, projection).
         """
-        current = self.encoder(piece_ids)
-        states = [current]
-        if self.lstm_dtype is not None:
-            current = current.to(self.lstm_dtype)
+        layer0 = self.encoder(piece_ids)
+        lstm_layers, _ = self._lstm_layers(layer0)
+        return [layer0, *lstm_layers]
+
+    def _lstm_layers(self, layer0: Tensor, state: Optional[LSTMState] = None) -> tuple[list[Tensor], LSTMState]:
+        """The LSTM stack over the encoder's output, from `state` (None: zeros).
+
+        layer0: (batch, seq, projection) float. Returns each LSTM layer's (batch, seq, projection) float
+        outputs, the residual added from the second layer on, and each layer's last state.
+        """
+        current = layer0 if self.lstm_dtype is None else layer0.to(self.lstm_dtype)
+        outputs: list[Tensor] = []
+        new_state: LSTMState = []
         for index, lstm in enumerate(self.lstms):
-            output, _ = lstm(self.dropout(current))
+            output, layer_state = lstm(self.dropout(current), None if state is None else state[index])
             if index > 0:
                 output = output + current
-            states.append(output if self.lstm_dtype is None else output.float())
+            outputs.append(output if self.lstm_dtype is None else output.float())
+            new_state.append(layer_state)
             current = output
-        return states
+        return outputs, new_state
 
     lstm_dtype: Optional[torch.dtype] = None  # set by contextemb.quantization.bfloat16_lstms (inference only)
 
@@ -125,12 +135,5 @@ class LanguageModel(nn.Module):
 
         Returns the (batch, vocab) log-probabilities of the piece after it, and the new state.
         """
-        current = self.encoder(piece_ids[:, None])  # (batch, 1, projection)
-        new_state: LSTMState = []
-        for index, lstm in enumerate(self.lstms):
-            output, layer_state = lstm(current, None if state is None else state[index])
-            if index > 0:
-                output = output + current
-            new_state.append(layer_state)
-            current = output
-        return self.log_probs(current[:, 0]), new_state
+        lstm_layers, new_state = self._lstm_layers(self.encoder(piece_ids[:, None]), state)  # (batch, 1, projection)
+        return self.log_probs(lstm_layers[-1][:, 0]), new_state

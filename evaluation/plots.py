@@ -10,7 +10,8 @@ import numpy as np
 
 from contextemb.io import atomic_write
 
-from .probe import WordVectors, cosine_matrix
+from .cosine import cosine_matrix
+from .probe import WordVectors
 
 
 def plot_probes(grouped: Mapping[str, WordVectors], out: Path, layer: int = -1) -> None:

@@ -19,6 +19,7 @@ from sklearn.metrics import silhouette_score
 
 from contextemb.embedder import Embedder
 
+from .cosine import cosine_matrix
 from .probe_sets import Probe
 
 BOOTSTRAP_SAMPLES = 1000
@@ -41,13 +42,6 @@ class ProbeRow(NamedTuple):
     occurrences: int
     senses: int
     metrics: SenseMetrics
-
-
-def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
-    """(n, dim) -> (n, n) cosine similarities."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = vectors / np.maximum(norms, 1e-12)
-    return np.clip(unit @ unit.T, -1.0, 1.0)
 
 
 def nearest_neighbour_hits(similarity: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -109,10 +103,11 @@ def _interval(values: list[float]) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def group_by_word(probes: Sequence[Probe]) -> dict[str, list[Probe]]:
-    groups: dict[str, list[Probe]] = defaultdict(list)
-    for probe in probes:
-        groups[probe.word].append(probe)
+def group_by_word(probes: Sequence[Probe]) -> dict[str, list[int]]:
+    """word -> the indices of its occurrences in `probes`, words in order of first occurrence."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, probe in enumerate(probes):
+        groups[probe.word].append(index)
     return dict(groups)
 
 
@@ -127,11 +122,8 @@ class WordVectors(NamedTuple):
 def probe_vectors(embedder: Embedder, probes: Sequence[Probe], static=None) -> dict[str, WordVectors]:
     """Contextual vectors of every probe occurrence (one batched pass), grouped by word."""
     spans = embedder.embed_spans([(p.text, p.start, p.end) for p in probes])
-    by_word: dict[str, list[int]] = defaultdict(list)
-    for index, probe in enumerate(probes):
-        by_word[probe.word].append(index)
     result = {}
-    for word, indices in by_word.items():
+    for word, indices in group_by_word(probes).items():
         contextual = np.stack([spans[i] for i in indices], axis=1)  # (layers, n, dim)
         static_vectors = None if static is None else np.stack([static.vector(word)] * len(indices))
         result[word] = WordVectors([probes[i] for i in indices], contextual, static_vectors)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from contextemb.embedder import Embedder
+
+from .cosine import paired_cosines
 
 
 class LayerSimilarity(NamedTuple):
@@ -22,12 +22,9 @@ def find_word(text: str, word: str) -> tuple[int, int]:
     return start, start + len(word)
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-
-
 def word_similarity(embedder: Embedder, word: str, first_text: str, second_text: str) -> list[LayerSimilarity]:
     """Per layer (0 = token encoders, 1.. = LSTM layers), the cosine of `word`'s vectors in the two texts."""
     first, second = embedder.embed_spans([(first_text, *find_word(first_text, word)),
                                           (second_text, *find_word(second_text, word))])
-    return [LayerSimilarity(layer, cosine(first[layer], second[layer])) for layer in range(embedder.num_layers)]
+    cosines = paired_cosines(first, second)  # (layers,)
+    return [LayerSimilarity(layer, float(cosine)) for layer, cosine in enumerate(cosines)]

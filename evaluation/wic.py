@@ -18,6 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from contextemb.embedder import Embedder
 from contextemb.errors import DataFormatError
 
+from .cosine import paired_cosines
+from .probe import group_by_word
 from .probe_sets import parse_offsets, read_tsv
 
 PAIR_COLUMNS = ("word", "text1", "start1", "end1", "text2", "start2", "end2", "label")
@@ -103,9 +105,7 @@ def layer_cosines(embedder: Embedder, pairs: Sequence[Pair], batch_size: int = 6
     """(pairs, layers) cosine of the two target vectors in each layer."""
     items = [(p.text1, p.start1, p.end1) for p in pairs] + [(p.text2, p.start2, p.end2) for p in pairs]
     vectors = np.stack(embedder.embed_spans(items, batch_size=batch_size))  # (2 * pairs, layers, dim)
-    first, second = vectors[: len(pairs)], vectors[len(pairs):]
-    norms = np.linalg.norm(first, axis=-1) * np.linalg.norm(second, axis=-1)
-    return (first * second).sum(-1) / np.maximum(norms, 1e-12)
+    return paired_cosines(vectors[: len(pairs)], vectors[len(pairs):])
 
 
 def best_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -154,11 +154,9 @@ def pairs_from_probes(probes, seed: int = 0, test_fraction: float = 0.5) -> tupl
     import itertools
 
     rng = np.random.default_rng(seed)
-    by_word: dict[str, list] = {}
-    for probe in probes:
-        by_word.setdefault(probe.word, []).append(probe)
     splits: tuple[list[Pair], list[Pair]] = ([], [])
-    for word, occurrences in sorted(by_word.items()):
+    for word, members in sorted(group_by_word(probes).items()):
+        occurrences = [probes[i] for i in members]
         order = rng.permutation(len(occurrences))
         cut = int(round(len(order) * (1 - test_fraction)))
         for split, indices in zip(splits, (order[:cut], order[cut:])):
