@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -65,16 +66,39 @@ def seeded_model_dir(out: Path) -> Path:
 
 def run(command: Sequence[str], timeout_s: float, *, env: Optional[dict] = None,
         cwd: Optional[Path] = None) -> str:
-    """Run `command`; its stdout. A failure or a run past `timeout_s` raises PartFailed with stderr's tail."""
+    """Run `command`; its stdout. A failure or a run past `timeout_s` raises PartFailed with stderr's tail.
+
+    The command runs in a session of its own, so a timeout stops every process it started (the training
+    workers, torchrun's ranks, the child of a peak-RSS wrapper), not just the first.
+    """
+    process = subprocess.Popen([str(part) for part in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env, cwd=cwd or REPO, start_new_session=True)
     try:
-        result = subprocess.run([str(part) for part in command], capture_output=True, text=True, timeout=timeout_s,
-                                env=env, cwd=cwd or REPO)
+        stdout, stderr = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        stop_session(process)
         raise PartFailed(f"{Path(str(command[0])).name} ... {command[-1]} ran past {timeout_s:.0f} s and was stopped")
-    if result.returncode != 0:
-        tail = " | ".join(result.stderr.strip().splitlines()[-3:])
-        raise PartFailed(f"exit code {result.returncode}: {tail}")
-    return result.stdout
+    except BaseException:  # Ctrl-C or SIGTERM to the benchmark: leave nothing of it running
+        stop_session(process, grace_s=5)
+        raise
+    if process.returncode != 0:
+        tail = " | ".join(stderr.strip().splitlines()[-3:])
+        raise PartFailed(f"exit code {process.returncode}: {tail}")
+    return stdout
+
+
+def stop_session(process: subprocess.Popen, grace_s: float = 15) -> None:
+    """SIGTERM to the process's whole session (training checkpoints and stops), SIGKILL after `grace_s`."""
+    for signal_number in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, signal_number)
+        except ProcessLookupError:
+            return
+        try:
+            process.communicate(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def metrics(model_dir: Path) -> list[dict]:

@@ -81,7 +81,7 @@ def embedding(report: Report, sizes: EmbedSizes, features: CpuFeatures, model: s
                           f"{sentences / result.embed_s:,.0f} sentences/s ({result.embed_s:.1f} s embedding, "
                           f"{result.process_s:.1f} s whole process, peak RSS {result.peak_rss_mb:,.0f} MB)")
     for precision, by_repeat in runs.items():
-        if by_repeat:
+        if len(by_repeat) > 1:  # one run's figures are in its line above
             done = list(by_repeat.values())
             report.figure(f"embedding, {precision}, sentences/s", summary([sentences / r.embed_s for r in done]))
             report.figure(f"embedding, {precision}, words/s", summary([words / r.embed_s for r in done]))

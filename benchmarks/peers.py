@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import (CLI, DATA, NSMC_CORPUS, REPO, PartFailed, characters_per_piece, first_lines, metrics,
-                               nsmc_reviews, run, seeded_model_dir)
+                               nsmc_reviews, run, seeded_model_dir, stop_session)
 from benchmarks.embedding import embed_once
 from benchmarks.paths import runnable
 from benchmarks.report import Report, summary
@@ -75,13 +75,17 @@ def race(python: str, seconds: float, corpus: Path, held_out: Path, work: Path) 
     env = {**os.environ, "CONTEXTEMB_DATA": str(DATA)}
     logs = [open(work / name, "w") for name in ("contextemb.log", "flair.log")]
     processes = [subprocess.Popen([str(part) for part in command], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                  cwd=REPO) for command, log in zip((ours, theirs), logs)]
+                                  cwd=REPO, start_new_session=True) for command, log in zip((ours, theirs), logs)]
     try:
         codes = [process.wait(timeout=seconds + 600) for process in processes]
     except subprocess.TimeoutExpired:
         for process in processes:
-            process.kill()
+            stop_session(process)
         raise PartFailed(f"the training race ran {seconds + 600:.0f} s past its end and was stopped")
+    except BaseException:  # Ctrl-C or SIGTERM to the benchmark
+        for process in processes:
+            stop_session(process, grace_s=5)
+        raise
     finally:
         for log in logs:
             log.close()

@@ -27,6 +27,7 @@ import argparse
 import platform
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -68,14 +69,14 @@ QUICK = Sizes(
     pretrain=PretrainSizes(lines=5_000, steps=30, log_every=10, repeats=1, flop_batches=1, timeout_s=150),
     embed=EmbedSizes(reviews=1_000, repeats=1, timeout_s=120),
     memory=MemorySizes(lines=5_000, steps=10, repeats=1, tokenizer=False, timeout_s=120),
-    scaling=ScalingSizes(lines=5_000, steps=30, log_every=10, repeats=1, timeout_s=150),
+    scaling=ScalingSizes(lines=5_000, steps=40, log_every=10, repeats=1, timeout_s=150),
     peers=PeerSizes(seconds=30, reviews=1_000, repeats=1, timeout_s=120))
 FULL = Sizes(
     matmul_repeats=30, lstm_repeats=3, lstm_steps=20,
     pretrain=PretrainSizes(lines=20_000, steps=80, log_every=10, repeats=3, flop_batches=5, timeout_s=600),
     embed=EmbedSizes(reviews=None, repeats=3, timeout_s=600),
     memory=MemorySizes(lines=None, steps=60, repeats=3, tokenizer=True, timeout_s=900),
-    scaling=ScalingSizes(lines=20_000, steps=200, log_every=20, repeats=3, timeout_s=900),
+    scaling=ScalingSizes(lines=20_000, steps=200, log_every=20, repeats=2, timeout_s=900),
     peers=PeerSizes(seconds=360, reviews=5_000, repeats=2, timeout_s=600))
 QUICK_PARTS = ("matmul", "lstm", "pretrain", "embed", "memory")
 
@@ -165,6 +166,8 @@ def main(argv: Optional[list[str]] = None, features: Optional[CpuFeatures] = Non
          sizes: Optional[Sizes] = None) -> Path:
     """Run the benchmarks; the results file. `features` and `sizes` replace the detected CPU and the sizes."""
     args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: the running command's processes are stopped and the report is closed
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     features = features or cpu_features()
     sizes = sizes or (QUICK if args.quick else FULL)
     what = ("quick" if args.quick else "full") + ("-" + "-".join(args.parts) if args.only else "")

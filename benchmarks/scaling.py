@@ -1,8 +1,9 @@
 """Scale-out on one machine: pieces/s of one process with 2 threads against torchrun with 2 processes (DDP over
 gloo) of 1 thread each, same corpus, same settings, forward direction, float32.
 
-A 2-process step holds two batches (one per rank, the same global batch a single process would step on with
-both), so the comparison is in pieces/s, summed over ranks; the runs alternate, one pair per repeat.
+A 2-process step holds two batches (one per rank: the global batch a single process would step on with both), so
+it takes half the steps to train on the same batches; the comparison is in pieces/s, summed over the ranks. The
+runs alternate, one pair per repeat.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ TORCHRUN = Path(sys.executable).with_name("torchrun")
 @dataclass(frozen=True)
 class ScalingSizes:
     lines: int
-    steps: int
-    log_every: int  # the first window (warm-up) is left out
+    steps: int  # of the single process; n processes take steps / n, over the same batches
+    log_every: int  # likewise divided; the first window (warm-up) is left out
     repeats: int
     timeout_s: float
 
@@ -36,8 +37,9 @@ def free_port() -> int:
 
 def pieces_per_s(processes: int, corpus: Path, out: Path, sizes: ScalingSizes) -> float:
     seeded_model_dir(out)
-    options = [corpus, "--out", out, "--resume", "--direction", "forward", "--max-steps", sizes.steps,
-               "--log-every", sizes.log_every, "--eval-every", 10**6, "--checkpoint-every", 10**6, "--no-progress",
+    log_every = max(1, sizes.log_every // processes)
+    options = [corpus, "--out", out, "--resume", "--direction", "forward", "--max-steps", sizes.steps // processes,
+               "--log-every", log_every, "--eval-every", 10**6, "--checkpoint-every", 10**6, "--no-progress",
                "--precision", "float32"]
     if processes == 1:
         run([*CLI, "-q", "pretrain", *options, "--threads", 2], sizes.timeout_s)
@@ -46,7 +48,7 @@ def pieces_per_s(processes: int, corpus: Path, out: Path, sizes: ScalingSizes) -
                     "--master-port", free_port(), "-m", "contextemb.cli.main", "-q", "pretrain"]
         env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
         run([*launcher, *options, "--distributed", "--threads", 1], sizes.timeout_s, env=env)
-    return training_rate(metrics(out), "forward", sizes.log_every)
+    return training_rate(metrics(out), "forward", log_every)
 
 
 def scaling(report: Report, sizes: ScalingSizes, work: Path) -> None:

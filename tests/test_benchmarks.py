@@ -10,11 +10,15 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from benchmarks import run
+from benchmarks.common import PartFailed
+from benchmarks.common import run as run_command
 from benchmarks.embedding import EmbedSizes
 from benchmarks.memory import MemorySizes
 from benchmarks.paths import runnable, skip_reason
@@ -37,7 +41,7 @@ TINY = run.Sizes(
     pretrain=PretrainSizes(lines=2000, steps=3, log_every=1, repeats=1, flop_batches=1, timeout_s=300),
     embed=EmbedSizes(reviews=20, repeats=1, timeout_s=300),
     memory=MemorySizes(lines=2000, steps=1, repeats=1, tokenizer=False, timeout_s=300),
-    scaling=ScalingSizes(lines=2000, steps=3, log_every=1, repeats=1, timeout_s=300),
+    scaling=ScalingSizes(lines=2000, steps=4, log_every=1, repeats=1, timeout_s=300),
     peers=PeerSizes(seconds=5, reviews=20, repeats=1, timeout_s=300))
 
 
@@ -68,6 +72,27 @@ def test_each_figure_is_in_the_file_as_soon_as_it_is_printed(tmp_path):
     assert (tmp_path / "r.md").read_text().endswith("- skipped: bf16 matmul — no native bf16\n")
 
 
+def running(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ")[-1][0] != "Z"  # a zombie has stopped running
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_a_command_past_its_time_is_stopped_with_the_processes_it_started(tmp_path):
+    child_pid = tmp_path / "child.pid"
+    script = ("import subprocess, sys, time; "
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+              f"open({str(child_pid)!r}, 'w').write(str(child.pid)); time.sleep(60)")
+    with pytest.raises(PartFailed, match="ran past 5 s and was stopped"):
+        run_command([sys.executable, "-c", script], 5)
+    pid = int(child_pid.read_text())
+    for _ in range(50):  # the orphan is reaped by init
+        if not running(pid):
+            break
+        time.sleep(0.1)
+    assert not running(pid)
+
+
 def test_the_report_starts_with_the_cpu_and_skips_what_it_cannot_run_natively(tmp_path, capsys):
     path = run.main(["--only", "matmul", "--out", str(tmp_path / "out.md")], features=AVX2_ONLY, sizes=TINY)
     text = path.read_text(encoding="utf-8")
@@ -93,5 +118,5 @@ def test_pretraining_and_embedding_parts_report_real_runs(tmp_path):
     assert re.search(r"^- pretraining, float32, run 1, pieces/s: forward [\d,]+, backward [\d,]+", text, re.M)
     assert re.search(r"^- training FLOPs per piece \(forward \+ backward, counted\), M: \d+\.\d\d$", text, re.M)
     for precision in ("float32", "int8"):
-        assert re.search(rf"^- embedding, {precision}, sentences/s: [\d,]+ ", text, re.M)
+        assert re.search(rf"^- embedding, {precision}, run 1: [\d,]+ sentences/s \([\d.]+ s embedding", text, re.M)
     assert re.search(r"^- embedding, int8 speed-up over float32 \(pairwise, same repeat\): [\d.]+×", text, re.M)
