@@ -16,6 +16,7 @@ top layer and ELMo needs every layer, with residual connections between them.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import NamedTuple, Optional
 
@@ -23,8 +24,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from . import onednn
 from .config import LMConfig
 from .encoders import CharCNN, PieceEmbedding
+from .projected_lstm import projected_lstm
 from .tokenization import PAD_ID
 
 # torch falls back from oneDNN to its generic kernel for projected LSTMs and says so on every call.
@@ -97,8 +100,9 @@ class LanguageModel(nn.Module):
         current = layer0 if self.lstm_dtype is None else layer0.to(self.lstm_dtype)
         outputs: list[Tensor] = []
         new_state: LSTMState = []
+        run = projected_lstm if self._fast_cpu_training() else (lambda lstm, *args: lstm(*args))
         for index, lstm in enumerate(self.lstms):
-            output, layer_state = lstm(self.dropout(current), None if state is None else state[index])
+            output, layer_state = run(lstm, self.dropout(current), None if state is None else state[index])
             if index > 0:
                 output = output + current
             outputs.append(output if self.lstm_dtype is None else output.float())
@@ -107,10 +111,22 @@ class LanguageModel(nn.Module):
         return outputs, new_state
 
     lstm_dtype: Optional[torch.dtype] = None  # set by contextemb.quantization.bfloat16_lstms (inference only)
+    fast_cpu_training: bool = True  # off only to measure torch's own path beside it (benchmarks/lstm_ab.py)
+
+    def _fast_cpu_training(self) -> bool:
+        """Whether this is float32 training on the CPU, where the LSTMs run through contextemb.projected_lstm and
+        the Linears' products through oneDNN: the same parameters and arithmetic, and faster (see those modules)."""
+        weight = self.lstms[0].weight_ih_l0
+        return (self.fast_cpu_training and torch.is_grad_enabled() and weight.device.type == "cpu"
+                and weight.dtype == torch.float32 and self.lstm_dtype is None and not torch.is_autocast_enabled("cpu"))
 
     def forward(self, piece_ids: Tensor, targets: Tensor) -> LMLoss:
         """Language-model loss. piece_ids, targets: (batch, seq) int64, targets[:, t] = the piece after piece_ids[:, t];
         target id 0 (padding) is ignored."""
+        with onednn.linear_layers() if self._fast_cpu_training() else contextlib.nullcontext():
+            return self._loss(piece_ids, targets)
+
+    def _loss(self, piece_ids: Tensor, targets: Tensor) -> LMLoss:
         mask = targets != PAD_ID
         top = self.dropout(self.layer_states(piece_ids)[-1])[mask]  # (real pieces, projection)
         gold = targets[mask]

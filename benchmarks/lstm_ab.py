@@ -1,0 +1,171 @@
+"""A/B of one direction's float32 training step: nn.LSTM (main's path) against contextemb.projected_lstm.
+
+    .venv/bin/python -m benchmarks.lstm_ab --pairs 3 --steps 80 --warmup 10 --threads 1 [--out FILE.md]
+
+Each run is a fresh process that trains the default configuration (the packaged ko-nsmc-small's config.json and
+tokenizer: char-CNN, 2 layers, hidden 512, projection 256, 8k pieces, batch_tokens 2048) from the same seed on
+the same batches (the first lines of the NSMC corpus, as pretraining batches them), with pretraining's Adam,
+warm-up and clipping. It reports pieces/s over the steps after the warm-up -- by the wall clock and by the
+process's CPU time, which other programs on a shared machine disturb less -- the training loss at every step,
+and the held-out loss at the end (later NSMC lines). Variants run in alternating order, pair by pair, and the
+speed-up is the ratio within each pair.
+
+Variants: `nn.LSTM` (LanguageModel.fast_cpu_training off: main's arithmetic), `projected` (the default),
+and, with --attribution, `projected+torch.mm` (the hand-written LSTM with torch.mm instead of oneDNN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import NSMC_CORPUS, TOKENIZER_MODEL
+
+VARIANTS = ("nn.LSTM", "projected")
+ATTRIBUTION = "projected+torch.mm"
+
+
+def one_run(variant: str, corpus: Path, heldout: Path, steps: int, warmup: int, threads: int) -> dict:
+    """Train `warmup + steps` steps of `variant` in this process; speeds, losses and the held-out loss."""
+    import torch
+
+    from contextemb import onednn
+    from contextemb.config import read_config
+    from contextemb.heldout import evaluation_batches, score_batches
+    from contextemb.lm import LanguageModel
+    from contextemb.model_dir import build_language_model
+    from contextemb.packaged import resolve_model
+    from contextemb.pretrain.data import BatchStream
+    from contextemb.pretrain.loop import learning_rate_factor, make_optimizer
+    from contextemb.tokenization import Tokenizer
+
+    torch.set_num_threads(threads)
+    LanguageModel.fast_cpu_training = variant != "nn.LSTM"
+    onednn.ENABLED = variant != ATTRIBUTION
+    model_dir = resolve_model(TOKENIZER_MODEL)
+    config = read_config(model_dir / "config.json")
+    tokenizer = Tokenizer.from_file(model_dir / "tokenizer.model")
+    lm, train = config.lm, config.train
+    stream = BatchStream(corpus, tokenizer, "forward", max_pieces=lm.max_pieces, batch_tokens=train.batch_tokens,
+                         seed=train.seed)
+    batches = [batch for batch, _ in zip((b for b, _ in stream), range(warmup + steps))]
+    held_out = evaluation_batches(heldout, tokenizer, "forward", max_pieces=lm.max_pieces,
+                                  batch_tokens=train.batch_tokens)
+    torch.manual_seed(train.seed)
+    model = build_language_model(config, tokenizer).train()
+    optimizer = make_optimizer(model, train)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(train))
+    losses, pieces = [], 0
+    for step, batch in enumerate(batches):
+        if step == warmup:
+            wall, cpu = time.perf_counter(), time.process_time()
+        loss = model(batch.piece_ids, batch.targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.mean.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), train.clip_norm)
+        optimizer.step()
+        scheduler.step()
+        losses.append(float(loss.mean))
+        pieces += loss.count if step >= warmup else 0
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    score = score_batches(model, held_out)
+    return {"variant": variant, "pieces": pieces, "wall_s": wall, "cpu_s": cpu, "pieces_per_s": pieces / wall,
+            "pieces_per_cpu_s": pieces / cpu, "losses": losses, "heldout_nll": score.nll / score.pieces,
+            "heldout_pieces": score.pieces}
+
+
+def write_lines(source: Path, start: int, count: int, out: Path) -> Path:
+    """Lines start .. start + count of `source`, written to `out`."""
+    with open(source, encoding="utf-8") as text, open(out, "w", encoding="utf-8") as written:
+        for index, line in enumerate(text):
+            if index >= start + count:
+                break
+            if index >= start:
+                written.write(line)
+    return out
+
+
+def load_line() -> str:
+    with open("/proc/loadavg") as loadavg:
+        return " ".join(loadavg.read().split()[:3])
+
+
+def measure(args) -> list[dict]:
+    """Alternating pairs of runs, each a fresh process; one dict per run, with the load average before it."""
+    work = Path(tempfile.mkdtemp(prefix="lstm-ab-"))
+    corpus = write_lines(NSMC_CORPUS, 0, args.lines, work / "corpus.txt")
+    heldout = write_lines(NSMC_CORPUS, args.lines, 300, work / "heldout.txt")
+    variants = [*VARIANTS, ATTRIBUTION] if args.attribution else list(VARIANTS)
+    runs = []
+    for pair in range(args.pairs):
+        for variant in (variants if pair % 2 == 0 else variants[::-1]):
+            load = load_line()
+            command = [sys.executable, "-m", "benchmarks.lstm_ab", "--one", variant, "--corpus", str(corpus),
+                       "--heldout", str(heldout), "--steps", str(args.steps), "--warmup", str(args.warmup),
+                       "--threads", str(args.threads)]
+            result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+            result.update(pair=pair, load_before=load)
+            runs.append(result)
+            print(f"pair {pair + 1}, {variant}: {result['pieces_per_s']:,.0f} pieces/s wall, "
+                  f"{result['pieces_per_cpu_s']:,.0f} pieces/CPU-s (load {load})", file=sys.stderr, flush=True)
+    return runs
+
+
+def report(runs: list[dict], args) -> str:
+    """A markdown table of the runs, the pairwise ratios and the loss comparison."""
+    lines = ["| pair | variant | pieces/s (wall) | pieces/CPU-s | final training loss | held-out loss (nats/piece) |"
+             " load avg before |", "|---|---|---|---|---|---|---|"]
+    for run in runs:
+        lines.append(f"| {run['pair'] + 1} | {run['variant']} | {run['pieces_per_s']:,.0f} | "
+                     f"{run['pieces_per_cpu_s']:,.0f} | {run['losses'][-1]:.5f} | {run['heldout_nll']:.5f} | "
+                     f"{run['load_before']} |")
+    by_pair = {}
+    for run in runs:
+        by_pair.setdefault(run["pair"], {})[run["variant"]] = run
+    lines.append("")
+    for variant in sorted({run["variant"] for run in runs} - {"nn.LSTM"}):
+        pairs = [p for p in by_pair.values() if variant in p and "nn.LSTM" in p]
+        for unit, key in (("wall", "pieces_per_s"), ("CPU time", "pieces_per_cpu_s")):
+            ratios = [p[variant][key] / p["nn.LSTM"][key] for p in pairs]
+            lines.append(f"- {variant} / nn.LSTM, pieces/s by {unit}, pairwise: "
+                         f"{', '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f})")
+        loss_gap = max(abs(a - b) for p in pairs for a, b in zip(p[variant]["losses"], p["nn.LSTM"]["losses"]))
+        held_gap = max(abs(p[variant]["heldout_nll"] - p["nn.LSTM"]["heldout_nll"]) for p in pairs)
+        lines.append(f"- {variant} against nn.LSTM at equal steps: training loss differs by at most {loss_gap:.2e} "
+                     f"over all {args.warmup + args.steps} steps; held-out loss by at most {held_gap:.2e} nats/piece")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=80, help="timed steps per run, after the warm-up")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (pretraining gives each direction "
+                                                                "half the cores: 1 on 2 cores)")
+    parser.add_argument("--lines", type=int, default=20000, help="first NSMC lines the batches come from")
+    parser.add_argument("--attribution", action="store_true", help=f"also run {ATTRIBUTION}")
+    parser.add_argument("--out", type=Path, help="also write the report here")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # a child run: one variant, JSON on stdout
+    parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--heldout", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one_run(args.one, args.corpus, args.heldout, args.steps, args.warmup, args.threads)))
+        return
+    runs = measure(args)
+    text = report(runs, args)
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        args.out.with_suffix(".json").write_text(json.dumps(runs), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
