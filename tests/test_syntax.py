@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -87,8 +88,17 @@ def test_probe_runs_per_layer(tmp_path, tiny_model_dir):
 
 
 def test_cli_on_klue_dev_if_present(run_cli):
+    """The packaged model on the first 30 KLUE-DP dev sentences (~500 words, ~30 labels). Measured with split
+    seeds 0 and 1: the majority label 0.26-0.30 on the test words, layer 0 0.67-0.69, the LSTM layers and the
+    mix 0.81-0.84. Bars: every representation 0.25 above the majority label, and an LSTM layer above layer 0
+    (what the probe is for: context adds syntax the char-CNN alone does not have)."""
     if not SHARED_DP.is_file():
         pytest.skip("../shared/data/klue is not beside this checkout")
-    result = run_cli("syntax", "ko-nsmc-small", SHARED_DP, "--max-sentences", "60", "--json")
+    result = run_cli("syntax", "ko-nsmc-small", SHARED_DP, "--max-sentences", "30", "--json")
     assert result.exit_code == 0, result.stderr
-    assert '"representation": "layer 1"' in result.stdout and '"majority label"' in result.stdout
+    accuracy = {record["representation"]: record["test_accuracy"]
+                for record in map(json.loads, result.stdout.splitlines())}
+    assert list(accuracy) == ["layer 0", "layer 1", "layer 2", "mix", "majority label"]
+    majority = accuracy.pop("majority label")
+    assert min(accuracy.values()) > majority + 0.25, (majority, accuracy)
+    assert max(accuracy["layer 1"], accuracy["layer 2"]) > accuracy["layer 0"], accuracy
