@@ -116,9 +116,12 @@ class LanguageModel(nn.Module):
     def _fast_cpu_training(self) -> bool:
         """Whether this is float32 training on the CPU, where the LSTMs run through contextemb.projected_lstm and
         the Linears' products through oneDNN: the same parameters and arithmetic, and faster (see those modules)."""
-        weight = self.lstms[0].weight_ih_l0
-        return (self.fast_cpu_training and torch.is_grad_enabled() and weight.device.type == "cpu"
-                and weight.dtype == torch.float32 and self.lstm_dtype is None and not torch.is_autocast_enabled("cpu"))
+        lstm = self.lstms[0]
+        if not (self.fast_cpu_training and torch.is_grad_enabled() and isinstance(lstm, nn.LSTM)):
+            return False  # inference, or int8's UnrolledLSTMs (contextemb.quantization), which have no weight_ih_l0
+        weight = lstm.weight_ih_l0
+        return (weight.device.type == "cpu" and weight.dtype == torch.float32 and self.lstm_dtype is None
+                and not torch.is_autocast_enabled("cpu"))
 
     def forward(self, piece_ids: Tensor, targets: Tensor) -> LMLoss:
         """Language-model loss. piece_ids, targets: (batch, seq) int64, targets[:, t] = the piece after piece_ids[:, t];
