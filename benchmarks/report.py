@@ -12,6 +12,7 @@ JSON object there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -20,7 +21,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, TextIO, Union
+from typing import Iterator, Optional, TextIO, Union
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -95,10 +96,16 @@ class Report:
             with open(self.path, "a", encoding="utf-8") as out:
                 out.write(text + "\n")
 
-    def section(self, title: str) -> None:
-        """A part's heading, with the machine's load as the part starts."""
+    @contextlib.contextmanager
+    def part(self, title: str) -> Iterator[None]:
+        """A part's heading with the machine's load as it starts; its wall time when it ends."""
         self.line(f"\n## {title}\n")
         self.line(f"- before this part: {machine_load()}")
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.line(f"- this part took {time.perf_counter() - start:.0f} s")
 
     def figure(self, what: str, value: Union[Stats, float, str], digits: int = 0, unit: str = "") -> None:
         if isinstance(value, Stats):

@@ -66,9 +66,9 @@ class Sizes:
 
 QUICK = Sizes(
     matmul_repeats=10, lstm_repeats=1, lstm_steps=10,
-    pretrain=PretrainSizes(lines=5_000, steps=30, log_every=10, repeats=1, flop_batches=1, timeout_s=150),
+    pretrain=PretrainSizes(lines=5_000, steps=20, log_every=5, repeats=1, flop_batches=1, timeout_s=150),
     embed=EmbedSizes(reviews=1_000, repeats=1, timeout_s=120),
-    memory=MemorySizes(lines=5_000, steps=10, repeats=1, tokenizer=False, timeout_s=120),
+    memory=MemorySizes(lines=5_000, steps=5, repeats=1, tokenizer=False, timeout_s=120),
     scaling=ScalingSizes(lines=5_000, steps=40, log_every=10, repeats=1, timeout_s=150),
     peers=PeerSizes(seconds=30, reviews=1_000, repeats=1, timeout_s=120))
 FULL = Sizes(
@@ -77,7 +77,7 @@ FULL = Sizes(
     embed=EmbedSizes(reviews=None, repeats=3, timeout_s=600),
     memory=MemorySizes(lines=None, steps=60, repeats=3, tokenizer=True, timeout_s=900),
     scaling=ScalingSizes(lines=20_000, steps=200, log_every=20, repeats=2, timeout_s=900),
-    peers=PeerSizes(seconds=360, reviews=5_000, repeats=2, timeout_s=600))
+    peers=PeerSizes(seconds=360, reviews=5_000, repeats=1, timeout_s=600))
 QUICK_PARTS = ("matmul", "lstm", "pretrain", "embed", "memory")
 
 
@@ -95,22 +95,22 @@ def report_head(report: Report, features: CpuFeatures, sizes: Sizes, parts: list
 def yardsticks(report: Report, sizes: Sizes, features: CpuFeatures, parts: list[str]) -> Yardsticks:
     matmul, lstm = None, None
     if "matmul" in parts:
-        report.section("matrix products, 2048^3, all threads")
-        report.note(f"size: {sizes.matmul_repeats} timed products per dtype (10 for int8), after 3 untimed")
-        dtypes = {"float32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}
-        precisions, skipped = runnable(("float32", "bf16", "int8"), features)
-        for precision in precisions:
-            rate = matmul_rate(sizes.matmul_repeats if precision != "int8" else 10, dtypes[precision])
-            matmul = rate.median if precision == "float32" else matmul
-            report.figure(f"{precision} matmul, G{'OP' if precision == 'int8' else 'FLOP'}/s", rate, 1)
-        for precision, reason in skipped.items():
-            report.skipped(f"{precision} matmul", reason)
+        with report.part("matrix products, 2048^3, all threads"):
+            report.note(f"size: {sizes.matmul_repeats} timed products per dtype (10 for int8), after 3 untimed")
+            dtypes = {"float32": torch.float32, "bf16": torch.bfloat16, "int8": torch.int8}
+            precisions, skipped = runnable(("float32", "bf16", "int8"), features)
+            for precision in precisions:
+                rate = matmul_rate(sizes.matmul_repeats if precision != "int8" else 10, dtypes[precision])
+                matmul = rate.median if precision == "float32" else matmul
+                report.figure(f"{precision} matmul, G{'OP' if precision == 'int8' else 'FLOP'}/s", rate, 1)
+            for precision, reason in skipped.items():
+                report.skipped(f"{precision} matmul", reason)
     if "lstm" in parts:
-        report.section("plain nn.LSTM LM training step (default sizes, 2,048 tokens, Adam), one process")
-        report.note(f"size: {sizes.lstm_repeats} run(s) of {sizes.lstm_steps} timed steps, after 3 untimed")
-        rate = plain_lstm_step(sizes.lstm_repeats, sizes.lstm_steps)
-        lstm = rate.median
-        report.figure("plain nn.LSTM step, tokens/s", rate)
+        with report.part("plain nn.LSTM LM training step (default sizes, 2,048 tokens, Adam), one process"):
+            report.note(f"size: {sizes.lstm_repeats} run(s) of {sizes.lstm_steps} timed steps, after 3 untimed")
+            rate = plain_lstm_step(sizes.lstm_repeats, sizes.lstm_steps)
+            lstm = rate.median
+            report.figure("plain nn.LSTM step, tokens/s", rate)
     return Yardsticks(matmul, lstm)
 
 
@@ -122,25 +122,25 @@ def part_dir(work: Path, name: str) -> Path:
 def run_parts(report: Report, sizes: Sizes, features: CpuFeatures, parts: list[str], args, work: Path) -> None:
     measured = yardsticks(report, sizes, features, parts)
     if "pretrain" in parts:
-        report.section("pretraining, default configuration, both directions in parallel")
-        report.note(f"size: {sizes.pretrain}")
-        pretraining(report, sizes.pretrain, features, part_dir(work, "pretrain"), measured, args.baseline)
+        with report.part("pretraining, default configuration, both directions in parallel"):
+            report.note(f"size: {sizes.pretrain}")
+            pretraining(report, sizes.pretrain, features, part_dir(work, "pretrain"), measured, args.baseline)
     if "embed" in parts:
-        report.section("embedding NSMC test reviews to HDF5, all layers")
-        report.note(f"size: {sizes.embed}")
-        embedding(report, sizes.embed, features, args.model, part_dir(work, "embed"))
+        with report.part("embedding NSMC test reviews to HDF5, all layers"):
+            report.note(f"size: {sizes.embed}")
+            embedding(report, sizes.embed, features, args.model, part_dir(work, "embed"))
     if "memory" in parts:
-        report.section("memory against corpus size")
-        report.note(f"size: {sizes.memory}")
-        memory_vs_corpus(report, sizes.memory, part_dir(work, "memory"))
+        with report.part("memory against corpus size"):
+            report.note(f"size: {sizes.memory}")
+            memory_vs_corpus(report, sizes.memory, part_dir(work, "memory"))
     if "scaling" in parts:
-        report.section("scale-out on one machine: 1 process against 2 (torchrun, DDP over gloo)")
-        report.note(f"size: {sizes.scaling}")
-        scaling(report, sizes.scaling, part_dir(work, "scaling"))
+        with report.part("scale-out on one machine: 1 process against 2 (torchrun, DDP over gloo)"):
+            report.note(f"size: {sizes.scaling}")
+            scaling(report, sizes.scaling, part_dir(work, "scaling"))
     if args.peers:
-        report.section("peers: Flair beside contextemb, same run")
-        report.note(f"size: {sizes.peers}")
-        peers(report, args.peers, sizes.peers, features, args.model, part_dir(work, "peers"))
+        with report.part("peers: Flair beside contextemb, same run"):
+            report.note(f"size: {sizes.peers}")
+            peers(report, args.peers, sizes.peers, features, args.model, part_dir(work, "peers"))
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
