@@ -89,7 +89,7 @@ def flops_per_piece(model_dir: Path, corpus: Path, batches: int, lines: int = 20
 
     from contextemb.config import read_config
     from contextemb.model_dir import build_language_model
-    from contextemb.pretrain.data import evaluation_batches
+    from contextemb.heldout import evaluation_batches
     from contextemb.tokenization import Tokenizer
 
     config = read_config(model_dir / "config.json")

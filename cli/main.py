@@ -26,13 +26,14 @@ class UserError(click.ClickException):
 
 
 def reports_errors(command):
-    """Turn a ContextembError (or a ValueError from bad arguments) into one line on stderr and exit code 2."""
+    """Turn a ContextembError (the library's typed errors for bad input) into one line on stderr and exit code 2.
+    Anything else is a bug and keeps its traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (ContextembError, ValueError) as error:
+        except ContextembError as error:
             if click.get_current_context().find_root().params.get("debug"):
                 traceback.print_exc()
             raise UserError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
@@ -136,7 +137,8 @@ def pretrain(corpus, out_dir, valid, mix, init, direction, threads, resume, skip
              distributed, no_progress, **options):
     """Pretrain forward and backward LSTM language models on CORPUS: one or more text files (.txt or .txt.gz,
     one text per line), globs or directories, streamed interleaved (see --mix)."""
-    from contextemb.pretrain.train import init_lm_config, pretrain as run_pretrain
+    from contextemb.pretrain.train import init_lm_config
+    from contextemb.pretrain.train import pretrain as run_pretrain
 
     if resume and options.get("lr") is not None:
         _check_resumed_lr(out_dir, options["lr"])
@@ -168,8 +170,9 @@ def pretrain(corpus, out_dir, valid, mix, init, direction, threads, resume, skip
 @reports_errors
 def holdout(corpus, out_dir, every):
     """Hold out a fixed slice of CORPUS (files, globs, directories) for held-out scoring, by a hash of each line."""
-    from contextemb.corpus import resolve_corpus
     from contextemb.pretrain.holdout import split_heldout
+
+    from contextemb.corpus import resolve_corpus
 
     split = split_heldout(resolve_corpus(list(corpus)), out_dir, every)
     click.echo(f"{split.train_lines} lines kept in {len(split.train_files)} files under {out_dir / 'train'}, "
@@ -267,8 +270,9 @@ def models():
 @reports_errors
 def similarity(model, word, first_text, second_text):
     """Cosine similarity, per layer, of WORD's vectors in two texts."""
-    from contextemb.embedder import load
     from contextemb.evaluation.similarity import word_similarity
+
+    from contextemb.embedder import load
 
     rows = word_similarity(load(model), word, first_text, second_text)
     click.echo(f"{word!r} in  1: {first_text}\n{' ' * (len(repr(word)) + 4)}2: {second_text}")
@@ -295,9 +299,10 @@ def similarity(model, word, first_text, second_text):
 @reports_errors
 def probe(model, probe_file, language, word, dev_set, w2v_path, plot_path, as_json, bootstrap, quantize, precision):
     """Do a word's vectors group by sense? Per layer, contextual against static Word2Vec."""
-    from contextemb.embedder import load
     from contextemb.evaluation.probe import format_table, run_probes, summarise
     from contextemb.evaluation.probe_sets import bundled_probe_file, read_probes
+
+    from contextemb.embedder import load
 
     if dev_set and probe_file is not None:
         raise click.UsageError("--dev-set and --probes name two probe sets; give one")
@@ -354,9 +359,10 @@ def probe(model, probe_file, language, word, dev_set, w2v_path, plot_path, as_js
 def word2vec(corpus, out_path, model, dim, epochs, min_count, workers):
     """Train the static Word2Vec baseline on CORPUS, over MODEL's sentencepiece pieces."""
     from contextemb.evaluation.word2vec import train_word2vec
+    from contextemb.corpus import check_text_file
+
     from contextemb.io import TOKENIZER_FILE
     from contextemb.packaged import resolve_model
-    from contextemb.pretrain.data import check_text_file
     from contextemb.tokenization import Tokenizer
 
     tokenizer = Tokenizer.from_file(resolve_model(model) / TOKENIZER_FILE)
@@ -374,8 +380,9 @@ def word2vec(corpus, out_path, model, dim, epochs, min_count, workers):
 @reports_errors
 def wic(model, train_path, test_path, as_json):
     """Word-in-Context: same sense or not, from per-layer cosines; threshold chosen on train."""
-    from contextemb.embedder import load
     from contextemb.evaluation.wic import evaluate_wic, read_pairs
+
+    from contextemb.embedder import load
 
     train, test = read_pairs(train_path), read_pairs(test_path)
     results = evaluate_wic(load(model), train, test)
@@ -400,8 +407,9 @@ def wic(model, train_path, test_path, as_json):
 @reports_errors
 def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
     """Which layer knows syntax? Dependency label of each word from its vector (KLUE-DP-style TSV)."""
-    from contextemb.embedder import load
     from contextemb.evaluation.syntax import evaluate_syntax, read_dependency_tsv
+
+    from contextemb.embedder import load
 
     sentences = read_dependency_tsv(treebank)[:max_sentences]
     results = evaluate_syntax(load(model), sentences, test_fraction=test_fraction, seed=seed)
@@ -439,9 +447,11 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
              epochs, seed, precision, as_json, no_progress):
     """Train a classifier over frozen word features (the biLM's learned layer mix, Word2Vec, or both);
     report test accuracy and the learned weights."""
-    from contextemb.embedder import load
-    from contextemb.evaluation.classify import classify as run_classify, parse_feature_kinds, read_labelled
+    from contextemb.evaluation.classify import classify as run_classify
+    from contextemb.evaluation.classify import parse_feature_kinds, read_labelled
     from contextemb.evaluation.word2vec import StaticVectors
+
+    from contextemb.embedder import load
 
     default = ["mix", "static"] if w2v_path is not None else ["mix"]
     kinds = parse_feature_kinds(feature_values or default)

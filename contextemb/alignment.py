@@ -15,6 +15,8 @@ from typing import Literal, NamedTuple, Sequence
 
 import numpy as np
 
+from .errors import ConfigError, DataFormatError
+
 Pool = Literal["mean", "first", "last"]
 Unit = Literal["word", "piece"]
 POOLS = ("mean", "first", "last")
@@ -47,7 +49,7 @@ def nearest_piece(char_start: Sequence[int], span: Span) -> int:
 def pooling_matrix(groups: Sequence[Sequence[int]], num_pieces: int, pool: Pool = "mean") -> np.ndarray:
     """(len(groups), num_pieces) float32 weights: row k pools the pieces in groups[k]."""
     if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        raise ConfigError(f"pool must be one of {POOLS}, got {pool!r}")
     matrix = np.zeros((len(groups), num_pieces), dtype=np.float32)
     for row, group in enumerate(groups):
         if pool == "mean":
@@ -71,10 +73,10 @@ def check_span(text: str, start: int, end: int) -> Span:
     """Validate a character span of `text`; ValueError names what is wrong."""
     if isinstance(start, bool) or isinstance(end, bool) or not isinstance(start, (int, np.integer)) \
             or not isinstance(end, (int, np.integer)):
-        raise ValueError(f"span offsets must be integers, got {start!r}, {end!r}")
+        raise DataFormatError(f"span offsets must be integers, got {start!r}, {end!r}")
     if not 0 <= start < end <= len(text):
-        raise ValueError(f"span [{start}, {end}) is outside the text of {len(text)} characters "
+        raise DataFormatError(f"span [{start}, {end}) is outside the text of {len(text)} characters "
                          f"(need 0 <= start < end <= {len(text)})")
     if not text[start:end].strip():
-        raise ValueError(f"span [{start}, {end}) covers only whitespace")
+        raise DataFormatError(f"span [{start}, {end}) covers only whitespace")
     return Span(int(start), int(end))

@@ -12,7 +12,7 @@ The biLM is frozen (no gradients, eval mode) unless requires_grad=True; only the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Sequence, Union
 
 import torch
 from torch import Tensor, nn

@@ -17,9 +17,9 @@ import glob
 import gzip
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import BinaryIO, Iterator, Mapping, Optional, Sequence
 
 from .errors import CorpusError
 from .tokenization import normalize_line

@@ -28,8 +28,8 @@ from .bilm import BiLM
 from .config import ModelConfig
 from .cpu_features import choose_precision
 from .devices import resolve_device
-from .errors import ConfigError
 from .encoders import CharCNN
+from .errors import ConfigError, DataFormatError
 from .model_dir import load_model_dir
 from .packaged import resolve_model
 from .quantization import bfloat16_lstms, quantize_bilm
@@ -65,9 +65,9 @@ def length_batches(lengths: Sequence[int], max_texts: int = BATCH_TEXTS,
     max_texts texts and, padded to its longest text plus <s> and </s>, at most max_pieces pieces. A text
     longer than max_pieces gets a batch of its own."""
     if max_texts < 1:
-        raise ValueError(f"batch_size must be >= 1, got {max_texts}")
+        raise ConfigError(f"batch_size must be >= 1, got {max_texts}")
     if max_pieces < 1:
-        raise ValueError(f"batch_pieces must be >= 1, got {max_pieces}")
+        raise ConfigError(f"batch_pieces must be >= 1, got {max_pieces}")
     return batching.length_batches([n + 2 for n in lengths], max_rows=max_texts, max_tokens=max_pieces)
 
 
@@ -145,9 +145,9 @@ class Embedder:
         """
         texts = _check_texts(texts)
         if unit not in ("word", "piece"):
-            raise ValueError(f"unit must be 'word' or 'piece', got {unit!r}")
+            raise ConfigError(f"unit must be 'word' or 'piece', got {unit!r}")
         if pool not in POOLS:
-            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+            raise ConfigError(f"pool must be one of {POOLS}, got {pool!r}")
         encodings = [self.encode(text) for text in texts]
         lengths = [len(encoding.piece_ids) for encoding in encodings]
         for batch in length_batches(lengths, batch_size, batch_pieces):
@@ -210,7 +210,7 @@ def _span_vectors(checked: Sequence[tuple[str, Span]], encodings: Sequence[Encod
     for (text, span), encoding, vectors in zip(checked, encodings, piece_vectors):
         group = overlapping_pieces(encoding.char_start, encoding.char_end, span)
         if not group:
-            raise ValueError(f"span [{span.char_start}, {span.char_end}) of {text!r} has no pieces")
+            raise DataFormatError(f"span [{span.char_start}, {span.char_end}) of {text!r} has no pieces")
         matrix = torch.from_numpy(pooling_matrix([group], len(encoding.piece_ids), pool)).to(vectors)
         vector = torch.matmul(matrix, vectors)[:, 0]  # (layers, dim)
         results.append(vector if return_tensors else vector.cpu().numpy())
@@ -237,8 +237,10 @@ def load(name_or_path: Union[str, Path], device: Union[str, torch.device, None] 
     """
     if quantize:
         if precision not in ("auto", "int8"):
-            raise ConfigError(f"quantize=True means precision='int8'; it excludes precision={precision!r}")
+            raise ConfigError(f"quantize=True (int8) and precision={precision!r} exclude each other; choose one")
         precision = "int8"
+    if precision == "int8" and device is not None and not str(device).startswith("cpu"):
+        raise ConfigError(f"precision int8 (quantize=True) runs on the CPU only, not on {device}")
     target = resolve_device(device)
     precision = choose_precision(precision, target)
     device = None if device is None else resolve_device(device)

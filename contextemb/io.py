@@ -25,7 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import Direction
-from .errors import ModelFormatError
+from .errors import ConfigError, ModelFormatError
 
 TOKENIZER_FILE = "tokenizer.model"
 METRICS_FILE = "metrics.jsonl"
@@ -55,6 +55,8 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     The temporary file sits beside the target (same file system, so os.replace is atomic).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; give a file path to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:

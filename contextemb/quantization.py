@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .bilm import BiLM
+from .errors import ConfigError
 from .lm import LanguageModel
 
 
@@ -84,7 +85,7 @@ def quantize_language_model(model: LanguageModel) -> LanguageModel:
     Build the char-CNN cache before quantizing, so the cached layer 0 stays float32.
     """
     if next(model.parameters()).device.type != "cpu":
-        raise ValueError("int8 dynamic quantization runs on the CPU only; load with device='cpu'")
+        raise ConfigError("int8 dynamic quantization runs on the CPU only; load with device='cpu'")
     unrolled = _copy_without_lstms(model)
     unrolled.lstms = nn.ModuleList(UnrolledLSTM.from_lstm(lstm) for lstm in model.lstms)
     with warnings.catch_warnings():  # torch marks its eager quantization API as moving to torchao

@@ -13,16 +13,18 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from .errors import ConfigError
+
 
 class ScalarMix(nn.Module):
     def __init__(self, num_layers: int, layer_norm: bool = False, initial_weights: Optional[Sequence[float]] = None,
                  trainable: bool = True):
         super().__init__()
         if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+            raise ConfigError(f"num_layers must be >= 1, got {num_layers}")
         initial = [0.0] * num_layers if initial_weights is None else list(initial_weights)
         if len(initial) != num_layers:
-            raise ValueError(f"{len(initial)} initial weights for {num_layers} layers")
+            raise ConfigError(f"{len(initial)} initial weights for {num_layers} layers")
         self.num_layers = num_layers
         self.layer_norm = layer_norm
         self.scalar_parameters = nn.Parameter(torch.tensor(initial, dtype=torch.float32), requires_grad=trainable)
@@ -39,7 +41,7 @@ class ScalarMix(nn.Module):
         if isinstance(layers, Tensor):
             layers = list(layers.unbind(0))
         if len(layers) != self.num_layers:
-            raise ValueError(f"{len(layers)} layers given to a ScalarMix of {self.num_layers}")
+            raise ConfigError(f"{len(layers)} layers given to a ScalarMix of {self.num_layers}")
         weights = self.weights
         if self.layer_norm:
             if mask is None:

@@ -27,6 +27,8 @@ from typing import Any, Callable, TypeVar
 
 import torch
 
+from .errors import ConfigError
+
 Result = TypeVar("Result")
 
 WORKERS_PER_COUNT = 2  # the two biLM directions run at once
@@ -43,7 +45,7 @@ def submit(threads: int, function: Callable[..., Result], *args: Any) -> "Future
     Workers run one task at a time each, WORKERS_PER_COUNT per thread count, shared by all callers.
     """
     if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+        raise ConfigError(f"threads must be >= 1, got {threads}")
     grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
     return _pool(threads).submit(_run_with_modes, grad, inference, function, args)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from contextemb.embedder import Embedder
+from contextemb.errors import DataFormatError
 
 from .cosine import paired_cosines
 
@@ -18,7 +19,7 @@ def find_word(text: str, word: str) -> tuple[int, int]:
     """Character span of the first occurrence of `word` in `text`; ValueError if it does not occur."""
     start = text.find(word)
     if not word or start < 0:
-        raise ValueError(f"{word!r} does not occur in {text!r}")
+        raise DataFormatError(f"{word!r} does not occur in {text!r}")
     return start, start + len(word)
 
 

@@ -22,7 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from contextemb.embedder import Embedder
-from contextemb.errors import DataFormatError
+from contextemb.errors import ConfigError, DataFormatError
 
 COLUMNS = ("INDEX", "WORD_FORM", "LEMMA", "POS", "HEAD", "DEPREL")
 
@@ -95,7 +95,7 @@ def evaluate_syntax(embedder: Embedder, sentences: Sequence[ParsedSentence], *, 
                     seed: int = 0, max_iter: int = 300) -> list[SyntaxResult]:
     """Per layer and for the mix: train on a random (1 - test_fraction) of the sentences, accuracy on the rest."""
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
     order = np.random.default_rng(seed).permutation(len(sentences))
     cut = int(round(len(sentences) * (1 - test_fraction)))
     if cut == 0 or cut == len(sentences):

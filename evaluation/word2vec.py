@@ -21,9 +21,9 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from contextemb.corpus import iter_text
 from contextemb.errors import ModelFormatError
 from contextemb.io import atomic_write, atomic_write_text
-from contextemb.corpus import iter_text
 from contextemb.tokenization import Tokenizer
 
 log = logging.getLogger(__name__)

@@ -19,10 +19,8 @@ from typing import Iterator, Mapping, Optional, Sequence
 import numpy as np
 
 from contextemb.config import Direction
-from contextemb.corpus import (MixedReader, MixPosition, ReadStats, SourcePosition, check_text_file,  # noqa: F401
-                               corpus_size, iter_text, log_read_stats, read_lines, split_long_line)
-from contextemb.heldout import evaluation_batches  # noqa: F401
-from contextemb.sequences import Batch, make_batches, sentence_sequences  # noqa: F401
+from contextemb.corpus import MixedReader, MixPosition, ReadStats, SourcePosition, check_text_file, split_long_line
+from contextemb.sequences import Batch, make_batches, sentence_sequences
 from contextemb.tokenization import Tokenizer
 
 log = logging.getLogger(__name__)

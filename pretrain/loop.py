@@ -24,8 +24,8 @@ import torch
 from tqdm import tqdm
 
 from contextemb.config import CONFIG_FILE_NAME, Direction, TrainConfig, read_config
-from contextemb.cpu_features import choose_precision
 from contextemb.corpus import MixedReader, log_read_stats, source_name
+from contextemb.cpu_features import choose_precision
 from contextemb.errors import TrainingError
 from contextemb.heldout import HeldOutScore, evaluation_batches, score_batches
 from contextemb.io import DIRECTIONS, METRICS_FILE, TOKENIZER_FILE, append_jsonl, checkpoint_path, weights_path

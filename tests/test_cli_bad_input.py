@@ -105,3 +105,10 @@ def test_console_script_exits_2_without_traceback(tmp_path):
                               "--out", str(tmp_path / "m")], capture_output=True, text=True, timeout=120)
     assert process.returncode == 2
     assert process.stderr.strip().count("\n") == 0 and "does not exist" in process.stderr
+
+
+def test_an_output_path_that_is_a_directory(run_cli, tmp_path, tiny_model_dir, demo_heldout):
+    """Every writer goes through atomic_write, which refuses a directory in one line (it was a traceback)."""
+    assert_refused(run_cli("probe", tiny_model_dir, "--word", "연패", "--plot", tmp_path), "is a directory")
+    assert_refused(run_cli("embed", tiny_model_dir, demo_heldout, tmp_path, "--precision", "float32", "--force",
+                           "--no-progress"), "is a directory")

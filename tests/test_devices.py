@@ -73,8 +73,8 @@ def test_cuda_bf16_trains(tmp_path, demo_corpus):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 def test_cuda_embeddings_match_the_cpu(tiny_model_dir):
     texts = ["한화, 악몽같은 연패 언제 탈출하나", "the bank of the river", ""]
-    on_cpu = contextemb.load(tiny_model_dir).embed(texts)
-    on_gpu = contextemb.load(tiny_model_dir, device="cuda").embed(texts)
+    on_cpu = contextemb.load(tiny_model_dir, precision="float32").embed(texts)
+    on_gpu = contextemb.load(tiny_model_dir, device="cuda", precision="float32").embed(texts)
     for a, b in zip(on_cpu, on_gpu):  # convolutions may run in TF32 on the GPU: close, not equal
         assert a.words == b.words and isinstance(b.vectors, np.ndarray)
         if a.words:

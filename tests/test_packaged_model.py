@@ -12,7 +12,7 @@ import contextemb
 def packaged():
     if "ko-nsmc-small" not in contextemb.list_models():
         pytest.fail("ko-nsmc-small is not packaged under contextemb/models/")
-    return contextemb.load("ko-nsmc-small", threads=1)
+    return contextemb.load("ko-nsmc-small", threads=1, precision="float32")  # the documented figures
 
 
 def test_listed_and_within_size(packaged):

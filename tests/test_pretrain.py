@@ -17,7 +17,7 @@ import torch
 from contextemb.config import ModelConfig
 from contextemb.io import checkpoint_path, load_tensors, read_jsonl, weights_path
 from contextemb.model_dir import build_language_model, load_model_dir, load_weights, save_weights
-from contextemb.pretrain.data import iter_text
+from contextemb.corpus import iter_text
 from contextemb.evaluation.perplexity import perplexity
 from contextemb.pretrain.checkpoint import read_checkpoint_state
 from contextemb.pretrain.train import pretrain
@@ -151,7 +151,9 @@ def test_every_input_and_softmax_trains(small_corpus, tmp_path, input_kind, char
         assert summary.step == 40
         last = [r for r in records if r["direction"] == summary.direction and r["step"] == 40][0]
         assert math.isfinite(last["loss"])
-        assert last["loss"] < math.log(load_model_dir(tmp_path / "m", ()).tokenizer.vocab_size)
+        # uniform over the ~800 pieces is 6.69 nats; 40 steps measured 5.20-5.54 over every configuration, both
+        # directions and two seeds
+        assert last["loss"] < 5.9
     loaded = load_model_dir(tmp_path / "m")
     assert set(loaded.models) == {"forward", "backward"}
     assert checkpoint_path(tmp_path / "m", "forward").is_file()

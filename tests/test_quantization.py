@@ -36,7 +36,7 @@ def test_unrolled_lstm_refuses_what_it_cannot_rewrite():
 @pytest.mark.parametrize("options", [{"quantize": True}, {"precision": "bf16"}])
 def test_lower_precision_stays_close_to_float(tiny_model_dir, options):
     texts = ["삼성, 사상 첫 통합우승 4연패", "The bank raised its rates.", "", "배가 아파요 🙂"]
-    exact = contextemb.load(tiny_model_dir, threads=1).embed(texts)
+    exact = contextemb.load(tiny_model_dir, threads=1, precision="float32").embed(texts)
     fast_embedder = contextemb.load(tiny_model_dir, threads=1, **options)
     if options.get("quantize"):
         assert not any(isinstance(m, nn.LSTM) for m in fast_embedder.bilm.modules())
@@ -65,7 +65,7 @@ def test_lower_precision_packaged_model_keeps_probe_accuracy():
     """Issue 5: the bundled Korean probe set's 1-NN accuracy moves by at most 0.02 per layer and for the mix."""
     probes = read_probes(bundled_probe_file("ko"))
     accuracy = {}
-    for name, options in (("float32", {}), ("int8", {"quantize": True}), ("bf16", {"precision": "bf16"})):
+    for name, options in (("float32", {"precision": "float32"}), ("int8", {"quantize": True}), ("bf16", {"precision": "bf16"})):
         rows, _ = run_probes(contextemb.load("ko-nsmc-small", **options), probes, samples=10)
         accuracy[name] = {row: values["accuracy"] for row, values in summarise(rows).items()}
     for name in ("int8", "bf16"):
