@@ -31,9 +31,12 @@ VARIANTS = ("nn.LSTM", "projected")
 ATTRIBUTION = "projected+torch.mm"
 
 
-def one_run(variant: str, corpus: Path, heldout: Path, steps: int, warmup: int, threads: int) -> dict:
-    """Train `warmup + steps` steps of `variant` in this process; speeds, losses and the held-out loss."""
+def one_run(variant: str, corpus: Path, heldout: Path, steps: int, warmup: int, threads: int,
+            weights_out: Path) -> dict:
+    """Train `warmup + steps` steps of `variant` in this process; speeds, losses and the held-out loss.
+    The trained weights go to `weights_out` (safetensors), for the comparison between variants."""
     import torch
+    from safetensors.torch import save_file
 
     from contextemb import onednn
     from contextemb.config import read_config
@@ -75,9 +78,10 @@ def one_run(variant: str, corpus: Path, heldout: Path, steps: int, warmup: int, 
         pieces += loss.count if step >= warmup else 0
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     score = score_batches(model, held_out)
+    save_file({name: p.detach().contiguous() for name, p in model.named_parameters()}, str(weights_out))
     return {"variant": variant, "pieces": pieces, "wall_s": wall, "cpu_s": cpu, "pieces_per_s": pieces / wall,
             "pieces_per_cpu_s": pieces / cpu, "losses": losses, "heldout_nll": score.nll / score.pieces,
-            "heldout_pieces": score.pieces}
+            "heldout_pieces": score.pieces, "weights": str(weights_out)}
 
 
 def write_lines(source: Path, start: int, count: int, out: Path) -> Path:
@@ -104,17 +108,38 @@ def measure(args) -> list[dict]:
     variants = [*VARIANTS, ATTRIBUTION] if args.attribution else list(VARIANTS)
     runs = []
     for pair in range(args.pairs):
-        for variant in (variants if pair % 2 == 0 else variants[::-1]):
-            load = load_line()
-            command = [sys.executable, "-m", "benchmarks.lstm_ab", "--one", variant, "--corpus", str(corpus),
-                       "--heldout", str(heldout), "--steps", str(args.steps), "--warmup", str(args.warmup),
-                       "--threads", str(args.threads)]
-            result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-            result.update(pair=pair, load_before=load)
-            runs.append(result)
-            print(f"pair {pair + 1}, {variant}: {result['pieces_per_s']:,.0f} pieces/s wall, "
-                  f"{result['pieces_per_cpu_s']:,.0f} pieces/CPU-s (load {load})", file=sys.stderr, flush=True)
+        if args.before_pair:
+            subprocess.run(args.before_pair, shell=True, check=False)
+        try:
+            runs += pair_runs(pair, variants if pair % 2 == 0 else variants[::-1], corpus, heldout, work, args)
+        finally:
+            if args.after_pair:
+                subprocess.run(args.after_pair, shell=True, check=False)
     return runs
+
+
+def pair_runs(pair: int, variants: list[str], corpus: Path, heldout: Path, work: Path, args) -> list[dict]:
+    """One run of each variant, in this order, each a fresh process."""
+    runs = []
+    for variant in variants:
+        load = load_line()
+        command = [sys.executable, "-m", "benchmarks.lstm_ab", "--one", variant, "--corpus", str(corpus),
+                   "--heldout", str(heldout), "--steps", str(args.steps), "--warmup", str(args.warmup),
+                   "--threads", str(args.threads), "--weights-out", str(work / f"{pair}-{variant}.safetensors")]
+        result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+        result.update(pair=pair, load_before=load)
+        runs.append(result)
+        print(f"pair {pair + 1}, {variant}: {result['pieces_per_s']:,.0f} pieces/s wall, "
+              f"{result['pieces_per_cpu_s']:,.0f} pieces/CPU-s (load {load})", file=sys.stderr, flush=True)
+    return runs
+
+
+def weight_difference(path_a: str, path_b: str) -> float:
+    """The largest absolute difference between two runs' trained weights."""
+    from safetensors.torch import load_file
+
+    a, b = load_file(path_a), load_file(path_b)
+    return max(float((a[name] - b[name]).abs().max()) for name in a)
 
 
 def report(runs: list[dict], args) -> str:
@@ -137,8 +162,10 @@ def report(runs: list[dict], args) -> str:
                          f"{', '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f})")
         loss_gap = max(abs(a - b) for p in pairs for a, b in zip(p[variant]["losses"], p["nn.LSTM"]["losses"]))
         held_gap = max(abs(p[variant]["heldout_nll"] - p["nn.LSTM"]["heldout_nll"]) for p in pairs)
+        weight_gap = max(weight_difference(p[variant]["weights"], p["nn.LSTM"]["weights"]) for p in pairs)
         lines.append(f"- {variant} against nn.LSTM at equal steps: training loss differs by at most {loss_gap:.2e} "
-                     f"over all {args.warmup + args.steps} steps; held-out loss by at most {held_gap:.2e} nats/piece")
+                     f"over all {args.warmup + args.steps} steps; held-out loss by at most {held_gap:.2e} nats/piece; "
+                     f"trained weights by at most {weight_gap:.2e} (largest absolute difference of any weight)")
     return "\n".join(lines) + "\n"
 
 
@@ -152,12 +179,16 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=20000, help="first NSMC lines the batches come from")
     parser.add_argument("--attribution", action="store_true", help=f"also run {ATTRIBUTION}")
     parser.add_argument("--out", type=Path, help="also write the report here")
+    parser.add_argument("--before-pair", help="a shell command run before each pair (e.g. pausing other work)")
+    parser.add_argument("--after-pair", help="a shell command run after each pair, also when it failed")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a child run: one variant, JSON on stdout
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--heldout", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--weights-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_run(args.one, args.corpus, args.heldout, args.steps, args.warmup, args.threads)))
+        print(json.dumps(one_run(args.one, args.corpus, args.heldout, args.steps, args.warmup, args.threads,
+                                 args.weights_out)))
         return
     runs = measure(args)
     text = report(runs, args)

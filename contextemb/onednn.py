@@ -49,10 +49,19 @@ def times_transposed(matrix: Tensor, weight: Tensor, bias: Optional[Tensor] = No
     """matrix: (rows, in) float; weight: (out, in), dense or from prepare; bias: (out,) or None
     -> matrix @ weight^T + bias, (rows, out) dense."""
     if weight.is_mkldnn or usable(matrix):
-        return torch.ops.mkldnn._linear_pointwise(matrix, weight, bias, "none", [], "")
+        weight = weight if weight.is_mkldnn else _strided_as_onednn_wants(weight)
+        return torch.ops.mkldnn._linear_pointwise(_strided_as_onednn_wants(matrix), weight, bias, "none", [], "")
     if bias is None:
         return torch.mm(matrix, weight.t())
     return torch.addmm(bias, matrix, weight.t())
+
+
+def _strided_as_onednn_wants(matrix: Tensor) -> Tensor:
+    """matrix itself if rows or columns are contiguous, else a contiguous copy: oneDNN runs a slow reference
+    kernel on other layouts, such as the broadcast (stride 0) gradient of a sum -- 200x slower, measured."""
+    if 0 not in matrix.stride() and 1 in matrix.stride():
+        return matrix
+    return matrix.contiguous()
 
 
 def summed_outer(left: Tensor, right: Tensor) -> Tensor:

@@ -39,3 +39,21 @@ def test_distinct_pieces_and_cache_match_per_position_encoding():
     encoder.cache = None
     with torch.enable_grad():
         torch.testing.assert_close(encoder(piece_ids), per_position, atol=1e-5, rtol=1e-5)  # distinct + gather
+
+
+def test_length_groups_give_the_same_output_and_gradients():
+    encoder = packaged_char_cnn()
+    ids = torch.randperm(encoder.char_table.shape[0], generator=torch.Generator().manual_seed(1))[:400]
+    results = []
+    for by_length in (False, True):
+        encoder.zero_grad()
+        with torch.enable_grad():
+            output = encoder.encode_pieces(ids, by_length=by_length)
+            output.square().sum().backward()
+        results.append((output.detach(), [p.grad.clone() for p in encoder.parameters()]))
+    (one, one_grads), (grouped, grouped_grads) = results
+    torch.testing.assert_close(grouped, one, atol=1e-5, rtol=1e-5)
+    for a, b in zip(grouped_grads, one_grads):  # sums in another order: float32 rounding of gradients ~1e4
+        torch.testing.assert_close(a, b, atol=1e-6 * float(b.abs().max()), rtol=0)
+    single = torch.tensor([int(encoder.char_lengths.argmax())])
+    torch.testing.assert_close(encoder.encode_pieces(single, by_length=True), encoder.encode_pieces(single))

@@ -134,3 +134,11 @@ def test_onednn_linear_equals_f_linear(bias):
     assert got.grad_fn.name().startswith("_Linear") == onednn.usable(inputs)
     for value, reference in zip([got, *got_grads], [expected, *expected_grads]):
         torch.testing.assert_close(value, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_onednn_product_of_a_broadcast_matrix():
+    """A stride-0 operand (the gradient of a sum) gives the right product (and is copied: see onednn)."""
+    weight = torch.randn(5, 7)
+    ones = torch.ones(()).expand(9, 7)
+    torch.testing.assert_close(onednn.times_transposed(ones, weight), ones.contiguous() @ weight.t())
+    torch.testing.assert_close(onednn.summed_outer(ones, torch.ones(9, 3)), torch.full((7, 3), 9.0))
