@@ -2,15 +2,19 @@
 # NSMC sentiment with MODEL: the classifier over static (Word2Vec), static+mix ([x_k; ELMo_k]) and mix (the
 # biLM alone) word features, on all 150,000 training and 50,000 test rows; see docs/CLASSIFY.md.
 #
-#   benchmarks/classify_nsmc.sh MODEL OUT_DIR [FEATURES]
+#   benchmarks/classify_nsmc.sh MODEL OUT_DIR [FEATURES [THREADS]]
 #   e.g. nohup nice -n 5 benchmarks/classify_nsmc.sh ko-nsmc-small ~/contextemb-runs/classify/ko-nsmc-small &
 #
-# Writes OUT_DIR/w2v.bin (+ .json; kept and reused if there), results.jsonl (one JSON object per feature kind),
-# classify.log (per-epoch dev accuracy, GNU time), machine.txt (CPU, load before and after).
+# Writes OUT_DIR/w2v.bin (+ .json; kept and reused if there) and, per FEATURES (TAG: FEATURES with "," and "+"
+# as "_"), results.TAG.jsonl (one JSON object per feature kind, as each is done), classify.TAG.log (per-epoch dev
+# accuracy, GNU time), machine.TAG.txt (CPU, load before and after). THREADS defaults to 1: on a shared CPU, two
+# torch threads ran the classifier's steps 13x slower than one (measured, load 9 on 2 cores).
 set -euo pipefail
 model=${1:?usage: $0 MODEL OUT_DIR [FEATURES]}
 out=${2:?usage: $0 MODEL OUT_DIR [FEATURES]}
 features=${3:-static,static+mix,mix}
+threads=${4:-1}
+tag=$(echo "$features" | tr ',+' '__')
 data=${NSMC_DIR:-../shared/data/nsmc}
 contextemb=${CONTEXTEMB:-.venv/bin/contextemb}
 mkdir -p "$out"
@@ -18,11 +22,12 @@ mkdir -p "$out"
     echo "$(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') model $model features $features"
     grep -m1 'model name' /proc/cpuinfo
     echo "cores $(nproc); before: $(uptime)"
-} > "$out/machine.txt"
+} > "$out/machine.$tag.txt"
 # Word2Vec over MODEL's own pieces: a file trained with another model's tokenizer is refused
 if [ ! -f "$out/w2v.bin" ]; then
     /usr/bin/time -v "$contextemb" word2vec "$data/corpus.txt" --out "$out/w2v.bin" --model "$model" 2> "$out/w2v.log"
 fi
 /usr/bin/time -v "$contextemb" classify "$model" --train "$data/ratings_train.tsv" --test "$data/ratings_test.tsv" \
-    --w2v "$out/w2v.bin" --features "$features" --epochs 8 --json --no-progress > "$out/results.jsonl" 2> "$out/classify.log"
-echo "after: $(uptime)" >> "$out/machine.txt"
+    --w2v "$out/w2v.bin" --features "$features" --epochs 8 --json --no-progress --threads "$threads" \
+    > "$out/results.$tag.jsonl" 2> "$out/classify.$tag.log"
+echo "after: $(uptime)" >> "$out/machine.$tag.txt"

@@ -440,11 +440,13 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--precision", type=click.Choice(["float32", "bf16", "int8", "auto"]), default="float32",
               show_default=True, help="The biLM's arithmetic for the features (float32: the same on every CPU).")
+@click.option("--threads", type=int, callback=_positive,
+              help="Torch threads (1 is much faster on a CPU that other jobs keep busy).")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @reports_errors
 def classify(model, train_path, test_path, text_column, label_column, feature_values, w2v_path, max_train, max_test,
-             epochs, seed, precision, as_json, no_progress):
+             epochs, seed, precision, threads, as_json, no_progress):
     """Train a classifier over frozen word features (the biLM's learned layer mix, Word2Vec, or both);
     report test accuracy and the learned weights."""
     from contextemb.evaluation.classify import classify as run_classify
@@ -455,7 +457,7 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
 
     default = ["mix", "static"] if w2v_path is not None else ["mix"]
     kinds = parse_feature_kinds(feature_values or default)
-    embedder = load(model, precision=precision)
+    embedder = load(model, precision=precision, threads=threads)
     static = None if w2v_path is None else StaticVectors(w2v_path, embedder.tokenizer)
     train_texts, train_labels = read_labelled(train_path, text_column, label_column, max_train)
     test_texts, test_labels = read_labelled(test_path, text_column, label_column, max_test)
