@@ -28,6 +28,7 @@ import platform
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +38,7 @@ from typing import Optional
 
 import torch
 
+from benchmarks.common import REPO
 from benchmarks.embedding import EmbedSizes, embedding
 from benchmarks.memory import MemorySizes, memory_vs_corpus
 from benchmarks.paths import runnable
@@ -69,7 +71,7 @@ QUICK = Sizes(
     pretrain=PretrainSizes(lines=5_000, steps=20, log_every=5, repeats=1, flop_batches=1, timeout_s=150),
     embed=EmbedSizes(reviews=1_000, repeats=1, timeout_s=120),
     memory=MemorySizes(lines=5_000, steps=5, repeats=1, tokenizer=False, timeout_s=120),
-    scaling=ScalingSizes(lines=5_000, steps=40, log_every=10, repeats=1, timeout_s=150),
+    scaling=ScalingSizes(lines=5_000, steps=40, log_every=10, repeats=1, timeout_s=300),
     peers=PeerSizes(seconds=30, reviews=1_000, repeats=1, timeout_s=120))
 FULL = Sizes(
     matmul_repeats=30, lstm_repeats=3, lstm_steps=20,
@@ -89,7 +91,22 @@ def report_head(report: Report, features: CpuFeatures, sizes: Sizes, parts: list
     report.note(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
                 f"Python {platform.python_version()}")
     report.note(f"parts: {', '.join(parts)}")
+    report.note(f"code: {code_version()}")
     report.note(f"at the start: {machine_load()}")
+
+
+def code_version() -> str:
+    """The commit measured, and whether tracked files differed from it."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                timeout=30).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                 capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (no git)"
+    if not commit:
+        return "unknown (not a git checkout)"
+    return f"commit {commit}" + (" with uncommitted changes to tracked files" if changed else "")
 
 
 def yardsticks(report: Report, sizes: Sizes, features: CpuFeatures, parts: list[str]) -> Yardsticks:

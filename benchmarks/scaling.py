@@ -1,9 +1,13 @@
-"""Scale-out on one machine: pieces/s of one process with 2 threads against torchrun with 2 processes (DDP over
-gloo) of 1 thread each, same corpus, same settings, forward direction, float32.
+"""Scale-out on one machine: pieces/s of torchrun with 2 processes (DDP over gloo) of 1 thread each, against one
+process with 1 thread (what adding a process gives) and one process with 2 threads (the same cores used by
+threads instead); same corpus, same settings, forward direction, float32.
 
 A 2-process step holds two batches (one per rank: the global batch a single process would step on with both), so
 it takes half the steps to train on the same batches; the comparison is in pieces/s, summed over the ranks. The
-runs alternate, one pair per repeat.
+runs alternate, one of each per repeat.
+
+On a busy machine a 2-thread process slows down far more than two 1-thread ones (each thread waits at every
+parallel region for the other, which may not be scheduled), so read these figures with the load beside them.
 """
 
 from __future__ import annotations
@@ -35,19 +39,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def pieces_per_s(processes: int, corpus: Path, out: Path, sizes: ScalingSizes) -> float:
+@dataclass(frozen=True)
+class Layout:
+    processes: int
+    threads: int  # per process
+
+    @property
+    def name(self) -> str:
+        threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+        if self.processes == 1:
+            return f"1 process, {threads}"
+        return f"{self.processes} processes (torchrun, gloo), {threads} each"
+
+
+LAYOUTS = (Layout(1, 1), Layout(1, 2), Layout(2, 1))
+
+
+def pieces_per_s(layout: Layout, corpus: Path, out: Path, sizes: ScalingSizes) -> float:
     seeded_model_dir(out)
-    log_every = max(1, sizes.log_every // processes)
-    options = [corpus, "--out", out, "--resume", "--direction", "forward", "--max-steps", sizes.steps // processes,
-               "--log-every", log_every, "--eval-every", 10**6, "--checkpoint-every", 10**6, "--no-progress",
-               "--precision", "float32"]
-    if processes == 1:
-        run([*CLI, "-q", "pretrain", *options, "--threads", 2], sizes.timeout_s)
+    log_every = max(1, sizes.log_every // layout.processes)
+    options = [corpus, "--out", out, "--resume", "--direction", "forward", "--max-steps",
+               sizes.steps // layout.processes, "--log-every", log_every, "--eval-every", 10**6,
+               "--checkpoint-every", 10**6, "--no-progress", "--precision", "float32", "--threads", layout.threads]
+    if layout.processes == 1:
+        run([*CLI, "-q", "pretrain", *options], sizes.timeout_s)
     else:
-        launcher = [TORCHRUN, "--nnodes", 1, "--nproc-per-node", processes, "--master-addr", "127.0.0.1",
+        launcher = [TORCHRUN, "--nnodes", 1, "--nproc-per-node", layout.processes, "--master-addr", "127.0.0.1",
                     "--master-port", free_port(), "-m", "contextemb.cli.main", "-q", "pretrain"]
-        env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-        run([*launcher, *options, "--distributed", "--threads", 1], sizes.timeout_s, env=env)
+        env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": str(layout.threads)}
+        run([*launcher, *options, "--distributed"], sizes.timeout_s, env=env)
     return training_rate(metrics(out), "forward", log_every)
 
 
@@ -56,19 +76,21 @@ def scaling(report: Report, sizes: ScalingSizes, work: Path) -> None:
         report.skipped("scale-out", f"no torchrun beside {sys.executable}")
         return
     corpus = first_lines(NSMC_CORPUS, sizes.lines, work / "corpus.txt")
-    rates: dict[int, dict[int, float]] = {1: {}, 2: {}}  # processes -> repeat -> pieces/s
+    rates: dict[Layout, dict[int, float]] = {layout: {} for layout in LAYOUTS}  # -> repeat -> pieces/s
     for repeat in range(sizes.repeats):
-        for processes in (1, 2):
-            name = "1 process, 2 threads" if processes == 1 else "2 processes (torchrun, gloo), 1 thread each"
+        for index, layout in enumerate(LAYOUTS):
             try:
-                rates[processes][repeat] = pieces_per_s(processes, corpus, work / f"run-{repeat}-{processes}", sizes)
+                rates[layout][repeat] = pieces_per_s(layout, corpus, work / f"run-{repeat}-{index}", sizes)
             except PartFailed as error:
-                report.note(f"scale-out, {name}, run {repeat + 1}: failed — {error}")
+                report.note(f"scale-out, {layout.name}, run {repeat + 1}: failed — {error}")
                 continue
-            report.figure(f"pretraining forward, {name}, run {repeat + 1}, pieces/s", rates[processes][repeat])
-    ratios = [rates[2][k] / rates[1][k] for k in rates[2] if k in rates[1]]
-    for processes, by_repeat in rates.items():
-        if by_repeat and sizes.repeats > 1:
-            report.figure(f"pretraining forward, {processes} process(es), pieces/s", summary([*by_repeat.values()]))
-    if ratios:
-        report.figure("2 processes / 1 process, pieces/s (pairwise, same repeat)", summary(ratios), 2, "×")
+            report.figure(f"pretraining forward, {layout.name}, run {repeat + 1}, pieces/s", rates[layout][repeat])
+    for layout, by_repeat in rates.items():
+        if len(by_repeat) > 1:
+            report.figure(f"pretraining forward, {layout.name}, pieces/s", summary([*by_repeat.values()]))
+    for base in LAYOUTS[:2]:
+        top, bottom = rates[LAYOUTS[2]], rates[base]
+        ratios = [top[k] / bottom[k] for k in top if k in bottom]
+        if ratios:
+            report.figure(f"{LAYOUTS[2].name} / {base.name}, pieces/s (pairwise, same repeat)", summary(ratios), 2,
+                          "×")
