@@ -9,12 +9,15 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import get_args
 
 import click
 
 from contextemb.config import LMConfig, ModelConfig, TrainConfig
 from contextemb.cpu_features import PRECISIONS
+from contextemb.embedder import BATCH_PIECES, BATCH_TEXTS
 from contextemb.errors import ContextembError
+from contextemb.export import LayerChoice, OutputFormat
 
 from .options import config_option, given
 
@@ -223,11 +226,11 @@ def sample(model_dir, prompt, max_pieces, temperature, seed, num_samples):
 @click.argument("model")
 @click.argument("input_file", type=click.Path(path_type=Path))
 @click.argument("output_file", type=click.Path(path_type=Path))
-@click.option("--layers", type=click.Choice(["all", "top", "average"]), default="all", show_default=True)
-@click.option("--format", "output_format", type=click.Choice(["hdf5", "npz"]), default="hdf5", show_default=True)
-@click.option("--batch-size", type=int, default=512, show_default=True, callback=_positive,
+@click.option("--layers", type=click.Choice(get_args(LayerChoice)), default="all", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(get_args(OutputFormat)), default="hdf5", show_default=True)
+@click.option("--batch-size", type=int, default=BATCH_TEXTS, show_default=True, callback=_positive,
               help="At most this many lines in a batch.")
-@click.option("--batch-pieces", type=int, default=4096, show_default=True, callback=_positive,
+@click.option("--batch-pieces", type=int, default=BATCH_PIECES, show_default=True, callback=_positive,
               help="At most this many padded pieces in a batch (lines x longest line).")
 @click.option("--threads", type=int, callback=_positive, help="Torch threads.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
@@ -358,9 +361,8 @@ def probe(model, probe_file, language, word, dev_set, w2v_path, plot_path, as_js
 @reports_errors
 def word2vec(corpus, out_path, model, dim, epochs, min_count, workers):
     """Train the static Word2Vec baseline on CORPUS, over MODEL's sentencepiece pieces."""
-    from contextemb.evaluation.word2vec import train_word2vec
     from contextemb.corpus import check_text_file
-
+    from contextemb.evaluation.word2vec import train_word2vec
     from contextemb.io import TOKENIZER_FILE
     from contextemb.packaged import resolve_model
     from contextemb.tokenization import Tokenizer
@@ -438,7 +440,7 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--max-test", type=int, callback=_positive, help="Use only the first N test rows.")
 @click.option("--epochs", type=int, default=6, show_default=True, callback=_positive)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--precision", type=click.Choice(["float32", "bf16", "int8", "auto"]), default="float32",
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="float32",
               show_default=True, help="The biLM's arithmetic for the features (float32: the same on every CPU).")
 @click.option("--threads", type=int, callback=_positive,
               help="Torch threads (1 is much faster on a CPU that other jobs keep busy).")
