@@ -59,6 +59,29 @@ def pooling_matrix(groups: Sequence[Sequence[int]], num_pieces: int, pool: Pool 
     return matrix
 
 
+def word_pooling(text: str, char_start: Sequence[int], char_end: Sequence[int],
+                 pool: Pool = "mean") -> tuple[list[Span], np.ndarray]:
+    """The words of `text` and their (words, pieces) pooling matrix: pooling_matrix(word_groups(...)), the
+    same weights, found with array comparisons instead of a Python loop over every (word, piece) pair."""
+    if pool not in POOLS:
+        raise ConfigError(f"pool must be one of {POOLS}, got {pool!r}")
+    spans = word_spans(text)
+    starts, ends = np.asarray(char_start, dtype=np.int64), np.asarray(char_end, dtype=np.int64)
+    bounds = np.array(spans, dtype=np.int64).reshape(len(spans), 2)  # (words, [start, end))
+    overlaps = (starts[None, :] < bounds[:, 1:]) & (ends[None, :] > bounds[:, :1])  # (words, pieces)
+    lonely = ~overlaps.any(axis=1)  # words whose characters no piece covers: the nearest piece instead
+    if lonely.any():
+        nearest = np.abs(starts[None, :] - bounds[lonely, :1]).argmin(axis=1)
+        overlaps[np.flatnonzero(lonely), nearest] = True
+    if pool == "mean":
+        counts = overlaps.sum(axis=1, keepdims=True)
+        return spans, np.where(overlaps, (1.0 / np.maximum(counts, 1)).astype(np.float32), np.float32(0))
+    chosen = overlaps.argmax(axis=1) if pool == "first" else overlaps.shape[1] - 1 - overlaps[:, ::-1].argmax(axis=1)
+    matrix = np.zeros(overlaps.shape, dtype=np.float32)
+    matrix[np.arange(len(spans)), chosen] = 1.0
+    return spans, matrix
+
+
 def word_groups(text: str, char_start: Sequence[int], char_end: Sequence[int]) -> tuple[list[Span], list[list[int]]]:
     """The words of `text` and, for each, the indices of its pieces (never empty when the text has pieces)."""
     spans = word_spans(text)

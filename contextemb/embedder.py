@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 from . import batching
-from .alignment import POOLS, Pool, Span, Unit, check_span, overlapping_pieces, pooling_matrix, word_groups
+from .alignment import (POOLS, Pool, Span, Unit, check_span, overlapping_pieces, pooling_matrix, word_groups,
+                        word_pooling)
 from .bilm import BiLM
 from .config import ModelConfig
 from .cpu_features import choose_precision
@@ -152,13 +153,47 @@ class Embedder:
         lengths = [len(encoding.piece_ids) for encoding in encodings]
         for batch in length_batches(lengths, batch_size, batch_pieces):
             with torch.inference_mode():  # per batch, never across a yield: the caller's loop keeps its grad mode
-                piece_vectors = self.bilm([encodings[i].piece_ids for i in batch])
-                results = self.all_word_vectors([texts[i] for i in batch], [encodings[i] for i in batch],
-                                                piece_vectors, unit, pool)
-                done = [(index, r if return_tensors
-                         else EmbeddedText(r.text, r.words, r.spans, r.vectors.cpu().numpy()))
-                        for index, r in zip(batch, results)]
-            yield from done
+                results = self._batch_results([texts[i] for i in batch], [encodings[i] for i in batch], unit, pool,
+                                              return_tensors)
+            yield from zip(batch, results)
+
+    def _batch_results(self, texts: Sequence[str], encodings: Sequence[Encoding], unit: Unit, pool: Pool,
+                       return_tensors: bool) -> list[EmbeddedText]:
+        """One batch's EmbeddedTexts: the biLM once, then every text's words pooled by one batched product
+        (on one CPU thread, see all_word_vectors) instead of one small product per text."""
+        rows = [k for k, encoding in enumerate(encodings) if encoding.piece_ids]
+        if unit == "piece":
+            spans = [[Span(s, e) for s, e in zip(e.char_start, e.char_end)] for e in encodings]
+            words = [list(encoding.pieces) for encoding in encodings]
+        else:
+            spans, matrices = [], []
+            for text, encoding in zip(texts, encodings):
+                text_spans, matrix = word_pooling(text, encoding.char_start, encoding.char_end, pool) \
+                    if encoding.piece_ids else ([], None)
+                spans.append(text_spans)
+                matrices.append(matrix)
+            words = [[text[s.char_start:s.char_end] for s in text_spans] for text, text_spans in zip(texts, spans)]
+        empty = torch.zeros(self.num_layers, 0, self.dim, device=self.device)
+        vectors: list[Array] = [empty] * len(texts)
+        if rows:
+            piece_ids = [encodings[k].piece_ids for k in rows]
+            if unit == "piece":
+                pooled = self.bilm.padded_vectors(piece_ids)  # (layers, rows, longest, dim)
+            else:
+                matrix = np.zeros((len(rows), max(len(spans[k]) for k in rows), max(map(len, piece_ids))),
+                                  dtype=np.float32)  # (rows, most words, longest): each text's in its corner
+                for row, k in enumerate(rows):
+                    matrix[row, :matrices[k].shape[0], :matrices[k].shape[1]] = matrices[k]
+                pooled = self.bilm.pooled_vectors(piece_ids, matrix)  # (layers, rows, words, dim)
+            if not return_tensors:  # one conversion per batch; each text its own contiguous copy, so that a
+                pooled = pooled.cpu().numpy()  # text the caller keeps never holds its whole batch
+            for row, k in enumerate(rows):
+                own = pooled[:, row, :len(spans[k])]  # (layers, words, dim)
+                vectors[k] = own if return_tensors else np.ascontiguousarray(own)
+        if not return_tensors:
+            vectors = [v if isinstance(v, np.ndarray) else v.cpu().numpy() for v in vectors]
+        return [EmbeddedText(text, text_words, text_spans, text_vectors)
+                for text, text_words, text_spans, text_vectors in zip(texts, words, spans, vectors)]
 
     def all_word_vectors(self, texts: Sequence[str], encodings: Sequence[Encoding], piece_vectors: Sequence[Tensor],
                          unit: Unit, pool: Pool) -> list[EmbeddedText]:
