@@ -1,6 +1,6 @@
 """Speed and memory benchmarks, run by hand (never by the test suite):
 
-    python -m benchmarks.run --quick                     # about 3 minutes on 2 cores
+    python -m benchmarks.run --quick                     # small sizes, meant for 3 minutes on 2 idle cores
     python -m benchmarks.run [--only matmul,lstm,pretrain,embed,memory,scaling] [--peers ~/venv-peers/bin/python]
 
 The report starts with the CPU's capability (AVX2, AVX-512, BF16, VNNI, AMX); precision paths this CPU cannot run
@@ -162,7 +162,7 @@ def run_parts(report: Report, sizes: Sizes, features: CpuFeatures, parts: list[s
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: about 3 minutes on 2 cores")
+    parser.add_argument("--quick", action="store_true", help="small sizes, meant to finish in 3 minutes on 2 idle cores")
     parser.add_argument("--only", help=f"comma-separated parts of {','.join(PARTS)} "
                                        f"(default: all; with --quick: {','.join(QUICK_PARTS)})")
     parser.add_argument("--peers", metavar="PYTHON", help="a Python with flair and gensim: run the Flair peers too")
