@@ -1,9 +1,9 @@
 """float32 matrix products through oneDNN on x86 CPUs, with torch.mm as the fallback.
 
 torch sends a float32 `torch.mm` on the CPU to MKL, and MKL runs its AVX2 code on AMD CPUs: on this
-repository's AMD EPYC (Zen 5, AVX-512) it reaches about 80 GFLOP/s on one core for the LSTM's products, where
-oneDNN (shipped inside torch, picking its kernels by instruction set, not by vendor) reaches 130-190 GFLOP/s on
-the same products, in float32 (benchmarks/lstm_ab.py measures both). torch exposes oneDNN's float32 product
+repository's AMD EPYC (Zen 5, AVX-512) it reaches 81-93 GFLOP/s on one core for the LSTM's products, where
+oneDNN (shipped inside torch, picking its kernels by instruction set, not by vendor) reaches 150-220 GFLOP/s on
+the same products, in float32 (`python -m benchmarks.lstm_ab --matmul`; benchmarks/results/*-lstm-ab.md). torch exposes oneDNN's float32 product
 as the operator its compiler uses for linear layers, `mkldnn::_linear_pointwise` (X @ W^T), which also takes
 a weight packed once into oneDNN's blocked layout -- worth it when one weight meets many small products, as
 in the LSTM's steps.
