@@ -66,9 +66,21 @@ def _run_with_modes(grad: bool, inference: bool, function: Callable[..., Result]
 def _pool(threads: int) -> ThreadPoolExecutor:
     with _pools_lock:
         if threads not in _pools:
-            _pools[threads] = ThreadPoolExecutor(WORKERS_PER_COUNT, thread_name_prefix=f"contextemb-{threads}t",
-                                                 initializer=_set_worker_threads, initargs=(threads,))
+            pool = ThreadPoolExecutor(WORKERS_PER_COUNT, thread_name_prefix=f"contextemb-{threads}t",
+                                      initializer=_set_worker_threads, initargs=(threads,))
+            _start_every_worker(pool)
+            _pools[threads] = pool
         return _pools[threads]
+
+
+def _start_every_worker(pool: ThreadPoolExecutor) -> None:
+    """Start all of a pool's workers now, together: ThreadPoolExecutor starts a worker only when a task finds
+    none idle, and a worker starting later (when two callers first submit at once) would change the
+    process-wide default for a moment while other threads may be starting."""
+    everyone = threading.Barrier(WORKERS_PER_COUNT + 1)
+    for _ in range(WORKERS_PER_COUNT):
+        pool.submit(everyone.wait)  # each task holds its worker, so the next submit has to start another
+    everyone.wait()
 
 
 def _set_worker_threads(threads: int) -> None:
