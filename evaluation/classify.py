@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from contextemb.alignment import word_spans
+from contextemb.batching import sort_by_length
 from contextemb.embedder import Embedder
 from contextemb.errors import ConfigError, DataFormatError
 from contextemb.scalar_mix import ScalarMix
@@ -228,7 +229,7 @@ class ClassifierResult(NamedTuple):
 
 def _accuracy(model: SequenceClassifier, features: WordFeatures, labels: np.ndarray, batch_size: int = 256) -> float:
     model.eval()
-    order = sorted(range(len(features)), key=features.num_words)
+    order = sort_by_length([features.num_words(index) for index in range(len(features))])
     correct = 0
     with torch.inference_mode():
         for begin in range(0, len(order), batch_size):
@@ -244,7 +245,8 @@ def _shuffled_batches(features: WordFeatures, ids: np.ndarray, batch_size: int,
     block = batch_size * 50
     batches = []
     for begin in range(0, len(order), block):
-        part = sorted(order[begin:begin + block], key=features.num_words)
+        block_ids = order[begin:begin + block]
+        part = [block_ids[i] for i in sort_by_length([features.num_words(index) for index in block_ids])]
         batches.extend(part[k:k + batch_size] for k in range(0, len(part), batch_size))
     rng.shuffle(batches)
     return batches
