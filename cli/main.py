@@ -103,6 +103,9 @@ def _check_resumed_lr(out_dir: Path, lr: float) -> None:
                             ".txt/.txt.gz) or a file of NAME WEIGHT lines. Unnamed files weigh 1.")
 @click.option("--init", "init", help="Start a new run from this model's weights and tokenizer (a packaged name "
                                      "or a model directory); its architecture is kept.")
+@click.option("--tokenizer", "tokenizer", type=click.Path(path_type=Path),
+              help="Use this sentencepiece model (e.g. another run's tokenizer.model) instead of training one; "
+                   "--vocab-size then does not apply.")
 @config_option(LMConfig, "input", "--input", help="Token input: ELMo's char-CNN or subword embeddings.")
 @config_option(LMConfig, "char_mode", "--char-mode", help="Char-CNN symbols.")
 @config_option(LMConfig, "vocab_size", "--vocab-size", help="Sentencepiece pieces (a soft limit).")
@@ -136,7 +139,7 @@ def _check_resumed_lr(out_dir: Path, lr: float) -> None:
               help="One rank of a torchrun launch: data-parallel DDP (gloo on CPU, nccl on GPU).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @reports_errors
-def pretrain(corpus, out_dir, valid, mix, init, direction, threads, resume, skip_nonfinite, sequential, device,
+def pretrain(corpus, out_dir, valid, mix, init, tokenizer, direction, threads, resume, skip_nonfinite, sequential, device,
              distributed, no_progress, **options):
     """Pretrain forward and backward LSTM language models on CORPUS: one or more text files (.txt or .txt.gz,
     one text per line), globs or directories, streamed interleaved (see --mix)."""
@@ -152,7 +155,7 @@ def pretrain(corpus, out_dir, valid, mix, init, direction, threads, resume, skip
     directions = ("forward", "backward") if direction == "both" else (direction,)
     summaries = run_pretrain(list(corpus), out_dir, config, valid=valid, directions=directions, threads=threads,
                              resume=resume, parallel=not sequential, progress=not no_progress, device=device,
-                             distributed=distributed, mix=mix, init=init)
+                             distributed=distributed, mix=mix, init=init, tokenizer=tokenizer)
     if distributed and os.environ.get("RANK", "0") != "0":
         return  # rank 0 reports
     for summary in summaries:

@@ -110,6 +110,7 @@ class TrainConfig:
     precision: Literal["auto", "float32", "bf16"] = "auto"
     valid_lines: int = 2000  # held-out lines scored at each evaluation; `contextemb perplexity` scores all
     init_from: Optional[str] = None  # the model (packaged name or directory) whose weights a new run started from
+    tokenizer_from: Optional[str] = None  # the sentencepiece model a new run took instead of training its own
 
     def __post_init__(self):
         _check_choice("optimizer", self.optimizer, ("adam", "adagrad"))

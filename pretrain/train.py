@@ -97,8 +97,8 @@ def _train_tokenizer(corpus: CorpusSpec, config: ModelConfig) -> bytes:
 
 
 def prepare_model_dir(corpus: CorpusSpec, out_dir: Path, config: ModelConfig, resume: bool,
-                      init: Union[str, Path, None] = None) -> ModelConfig:
-    """On a new run: the tokenizer (trained, or the --init model's), the vocabulary sizes, config.json.
+                      init: Union[str, Path, None] = None, tokenizer: Optional[Path] = None) -> ModelConfig:
+    """On a new run: the tokenizer (trained, given, or the --init model's), the vocabulary sizes, config.json.
 
     On --resume: read them back; the architecture comes from config.json, the stop criteria from this run.
     """
@@ -116,13 +116,18 @@ def prepare_model_dir(corpus: CorpusSpec, out_dir: Path, config: ModelConfig, re
         model_proto = (resolve_model(init) / TOKENIZER_FILE).read_bytes()
         train = dataclasses.replace(config.train, init_from=str(init))
         config = ModelConfig(lm=lm, train=train)
+    elif tokenizer is not None:
+        model_proto = Path(tokenizer).read_bytes()
+        config = ModelConfig(lm=config.lm, train=dataclasses.replace(config.train, tokenizer_from=str(tokenizer)))
     else:
         model_proto = _train_tokenizer(corpus, config)
-    tokenizer = Tokenizer(model_proto)
-    if tokenizer.vocab_size < config.lm.vocab_size and init is None:
-        log.info("the corpus supports %d pieces (asked for %d)", tokenizer.vocab_size, config.lm.vocab_size)
-    lm = dataclasses.replace(config.lm, pieces=tokenizer.vocab_size,
-                             chars=char_vocab_size(tokenizer, config.lm.char_mode))
+    pieces = Tokenizer(model_proto, source=str(tokenizer or TOKENIZER_FILE))
+    if tokenizer is not None:
+        log.info("tokenizer %s: %d pieces (--vocab-size does not apply)", tokenizer, pieces.vocab_size)
+    elif pieces.vocab_size < config.lm.vocab_size and init is None:
+        log.info("the corpus supports %d pieces (asked for %d)", pieces.vocab_size, config.lm.vocab_size)
+    lm = dataclasses.replace(config.lm, pieces=pieces.vocab_size,
+                             chars=char_vocab_size(pieces, config.lm.char_mode))
     config = ModelConfig(lm=lm, train=config.train)
     atomic_write(out_dir / TOKENIZER_FILE, lambda tmp: tmp.write_bytes(model_proto))
     atomic_write_text(config_path, config.to_json())
@@ -137,14 +142,16 @@ def pretrain(corpus: Union[str, Path, Sequence[Union[str, Path]], CorpusSpec], o
              valid: Optional[Path] = None, directions: Sequence[str] = DIRECTIONS, threads: Optional[int] = None,
              resume: bool = False, parallel: bool = True, progress: bool = True,
              device: Union[str, torch.device, None] = None, distributed: bool = False, mix: Optional[str] = None,
-             init: Union[str, Path, None] = None) -> list[DirectionSummary]:
+             init: Union[str, Path, None] = None, tokenizer: Union[str, Path, None] = None
+             ) -> list[DirectionSummary]:
     """Train a tokenizer and the requested directions' language models into `out_dir`.
 
     corpus: a text file, or several files, globs and directories (.txt, .txt.gz), streamed interleaved with
     the weights of `mix` ("nsmc=2,wiki=0.5" or a weights file; see contextemb.corpus). init: a packaged model
     name or model directory whose tokenizer and weights a new run starts from (its architecture must match).
-    Stops at max_steps, max_seconds (per invocation) or epochs, whichever comes first; with none given,
-    one epoch. Safe to interrupt: SIGINT/SIGTERM finish the current step, checkpoint and return.
+    tokenizer: a sentencepiece model file (e.g. another run's tokenizer.model) a new run uses instead of
+    training one, so that runs compared with each other share their pieces. Stops at max_steps, max_seconds
+    (per invocation) or epochs, whichever comes first; with none given, one epoch. Safe to interrupt: SIGINT/SIGTERM finish the current step, checkpoint and return.
     device: "cpu" (default), "cuda" or "cuda:N". distributed: this process is one rank of a torchrun launch
     (see pretrain/distributed.py); the directions then train one after the other, each over all ranks.
     """
@@ -156,6 +163,13 @@ def pretrain(corpus: Union[str, Path, Sequence[Union[str, Path]], CorpusSpec], o
         raise ConfigError("--init starts a new run from a model; --resume continues a run: give one of them")
     if init is not None:
         resolve_model(init)  # a clear error for an unknown model before anything is written
+    if tokenizer is not None:
+        if init is not None or resume:
+            raise ConfigError("--tokenizer gives a new run its pieces; --init and --resume bring their own")
+        tokenizer = Path(tokenizer)
+        if not tokenizer.is_file():
+            raise ConfigError(f"--tokenizer {tokenizer}: no such file")
+        Tokenizer(tokenizer.read_bytes(), source=str(tokenizer))  # refused here, before anything is written
     unknown = set(directions) - set(DIRECTIONS)
     if unknown or not directions:
         raise ConfigError(f"directions must be forward and/or backward, got {list(directions)}")
@@ -167,10 +181,10 @@ def pretrain(corpus: Union[str, Path, Sequence[Union[str, Path]], CorpusSpec], o
     target = resolve_device(device)
     options = RunOptions(spec, out_dir, valid, resume, progress, target)
     if distributed:
-        return _pretrain_distributed(options, config, directions, threads, init)
+        return _pretrain_distributed(options, config, directions, threads, init, tokenizer)
     threads = threads or torch.get_num_threads()
     with directory_lock(out_dir):
-        config = prepare_model_dir(spec, out_dir, config, resume, init)
+        config = prepare_model_dir(spec, out_dir, config, resume, init, tokenizer)
         if len(directions) > 1 and parallel:
             return _train_in_processes(options, directions, threads)
         torch.set_num_threads(threads)
@@ -190,7 +204,7 @@ class RunOptions:
     device: torch.device
 
 
-def _pretrain_distributed(options: RunOptions, config: ModelConfig, directions, threads, init
+def _pretrain_distributed(options: RunOptions, config: ModelConfig, directions, threads, init, tokenizer
                           ) -> list[DirectionSummary]:
     ranks = init_distributed(options.device.type)
     device = options.device
@@ -204,7 +218,7 @@ def _pretrain_distributed(options: RunOptions, config: ModelConfig, directions, 
             if ranks.is_main:  # rank 0 alone holds the lock and writes the tokenizer and config.json
                 try:
                     stack.enter_context(directory_lock(options.out_dir))
-                    prepare_model_dir(options.corpus, options.out_dir, config, options.resume, init)
+                    prepare_model_dir(options.corpus, options.out_dir, config, options.resume, init, tokenizer)
                 except ContextembError as error:
                     failure = str(error)
             if ranks.any(bool(failure), device):  # doubles as the barrier the other ranks wait at

@@ -57,6 +57,27 @@ def test_init_and_resume_exclude_each_other(tiny_model_dir, small_corpus, tmp_pa
     assert "neither a model directory nor a packaged model" in result.stderr
 
 
+def test_tokenizer_option_reuses_another_runs_pieces(tiny_model_dir, small_corpus, tmp_path, run_cli):
+    given = tiny_model_dir / "tokenizer.model"
+    out = tmp_path / "shared-pieces"
+    # --vocab-size differs from the given tokenizer's: the tokenizer's own vocabulary must win
+    pretrain(small_corpus, out, _steps(tiny_config(vocab_size=4000), 1), tokenizer=given, parallel=False, threads=1,
+             progress=False)
+    assert (out / "tokenizer.model").read_bytes() == given.read_bytes()
+    saved, reference = read_config(out / "config.json"), read_config(tiny_model_dir / "config.json")
+    assert saved.train.tokenizer_from == str(given)
+    assert saved.lm.pieces == reference.lm.pieces
+    not_a_model = tmp_path / "bad.model"
+    not_a_model.write_bytes(b"not sentencepiece")
+    result = run_cli("pretrain", small_corpus, "--out", tmp_path / "m", "--tokenizer", not_a_model, "--max-steps", "1")
+    assert result.exit_code == 2
+    assert "is not a sentencepiece model" in result.stderr
+    assert not (tmp_path / "m" / "config.json").exists()
+    result = run_cli("pretrain", small_corpus, "--out", tmp_path / "m", "--tokenizer", given, "--init", tiny_model_dir)
+    assert result.exit_code == 2
+    assert "--init and --resume bring their own" in result.stderr
+
+
 def _features(**present) -> CpuFeatures:
     base = dict(model_name="test CPU", torch_capability="AVX2", avx2=False, avx512=False, avx512_bf16=False,
                 vnni=False, amx=False)
