@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Choose the pretraining configuration by measurement (issue 12 part 4): every candidate trains both directions
-# for the same wall-clock budget on this machine, then is scored the same way. Results: docs/ABLATION.md.
+# for the same number of steps of 2,048 pieces (the same text budget; the learning rate decays over them), then
+# is scored the same way; pieces/s is recorded beside, so that the budget can be read as time too.
+# Results: docs/ABLATION.md.
 #
-#   bash benchmarks/ablation.sh RUN_DIR [SECONDS [CANDIDATE...]]      (from the repository root)
-#   e.g. nohup nice -n 5 bash benchmarks/ablation.sh ~/contextemb-runs/ablation 420 > ablation.log 2>&1 &
+#   bash benchmarks/ablation.sh RUN_DIR [STEPS [CANDIDATE...]]      (from the repository root)
+#   e.g. nohup nice -n 5 bash benchmarks/ablation.sh ~/contextemb-runs/ablation 500 > ablation.log 2>&1 &
 #
 # Candidates (default: all, in this order):
 #   base      char-CNN, 2 x LSTM 512/256, 8k pieces, NSMC corpus.txt (weight 2) + ko-open   (the default config)
@@ -12,7 +14,9 @@
 #   small     2 x LSTM 256/128                                                               (base's pieces)
 #   wide      2 x LSTM 1024/256                                                              (base's pieces)
 #   nsmc      NSMC corpus.txt alone                                        (ko-nsmc-small's NSMC-trained pieces)
-# The tokenizer is trained outside the budget (--max-seconds counts training steps only). BASE_TOKENIZER, a
+#   subword16k   subword input, 16k pieces                                               (vocab16k's pieces)
+#   subwordwide  subword input, 2 x LSTM 1024/256                                        (base's pieces)
+# The tokenizer is trained outside the budget. BASE_TOKENIZER, a
 # tokenizer.model trained on the same mixture (e.g. the campaign's), skips base's tokenizer training.
 #
 # Data: DATA (default ~/contextemb-runs/data) holds nsmc-test.txt (the NSMC test reviews, text only) and
@@ -21,10 +25,10 @@
 # first 2,000 lines of the ko-open held-out slice, the development homograph set (1-NN and pair accuracy per
 # layer) and the bundled 연패 probe. RUN_DIR/summary.tsv gets one line per candidate.
 set -euo pipefail
-run=${1:?usage: $0 RUN_DIR [SECONDS [CANDIDATE...]]}
-seconds=${2:-420}
+run=${1:?usage: $0 RUN_DIR [STEPS [CANDIDATE...]]}
+steps=${2:-500}
 shift $(( $# > 1 ? 2 : 1 ))
-candidates=${*:-base subword vocab16k small wide nsmc}
+candidates=${*:-base subword vocab16k small wide nsmc subword16k subwordwide}
 shared=${SHARED:-../shared}
 data=${DATA:-$HOME/contextemb-runs/data}
 ce=${CONTEXTEMB:-.venv/bin/contextemb}
@@ -49,7 +53,7 @@ train_candidate() {  # NAME, then pretrain options
     fi
     rm -rf "$out"
     /usr/bin/time -f "%e s wall, %U s user" "$ce" pretrain "$@" --out "$out" --valid "$data/nsmc-test.txt" \
-        --max-seconds "$seconds" --eval-every 100000 --checkpoint-every 100000 --log-every 50 --threads 2 \
+        --max-steps "$steps" --warmup-steps 100 --eval-every 100000 --checkpoint-every 100000 --log-every 50 --threads 2 \
         --no-progress 2>&1 | tee "$run/$name.train.log" | grep -v " INFO " || true
 }
 
@@ -89,6 +93,10 @@ for name in $candidates; do
         small)    train_candidate small "${mixture[@]}" --tokenizer "$(base_tokenizer)" --hidden 256 --proj 128 ;;
         wide)     train_candidate wide "${mixture[@]}" --tokenizer "$(base_tokenizer)" --hidden 1024 --proj 256 ;;
         nsmc)     train_candidate nsmc "$nsmc" --tokenizer contextemb/models/ko-nsmc-small/tokenizer.model ;;
+        subword16k)  train_candidate subword16k "${mixture[@]}" --tokenizer "$run/vocab16k/tokenizer.model" \
+                         --input subword ;;
+        subwordwide) train_candidate subwordwide "${mixture[@]}" --tokenizer "$(base_tokenizer)" --input subword \
+                         --hidden 1024 --proj 256 ;;
         *) echo "unknown candidate $name" >&2; exit 2 ;;
     esac
     score_candidate "$name"
