@@ -16,6 +16,8 @@
 #   nsmc      NSMC corpus.txt alone                                        (ko-nsmc-small's NSMC-trained pieces)
 #   subword16k   subword input, 16k pieces                                               (vocab16k's pieces)
 #   subwordwide  subword input, 2 x LSTM 1024/256                                        (base's pieces)
+#   subwordsmall subword input, 2 x LSTM 256/128                                         (base's pieces)
+#   subwordnsmc  subword input, NSMC corpus.txt alone                    (ko-nsmc-small's NSMC-trained pieces)
 # The tokenizer is trained outside the budget. BASE_TOKENIZER, a
 # tokenizer.model trained on the same mixture (e.g. the campaign's), skips base's tokenizer training.
 #
@@ -28,7 +30,7 @@ set -euo pipefail
 run=${1:?usage: $0 RUN_DIR [STEPS [CANDIDATE...]]}
 steps=${2:-500}
 shift $(( $# > 1 ? 2 : 1 ))
-candidates=${*:-base subword vocab16k small wide nsmc subword16k subwordwide}
+candidates=${*:-base subword vocab16k small wide nsmc subword16k subwordwide subwordsmall subwordnsmc}
 shared=${SHARED:-../shared}
 data=${DATA:-$HOME/contextemb-runs/data}
 ce=${CONTEXTEMB:-.venv/bin/contextemb}
@@ -97,6 +99,10 @@ for name in $candidates; do
                          --input subword ;;
         subwordwide) train_candidate subwordwide "${mixture[@]}" --tokenizer "$(base_tokenizer)" --input subword \
                          --hidden 1024 --proj 256 ;;
+        subwordsmall) train_candidate subwordsmall "${mixture[@]}" --tokenizer "$(base_tokenizer)" --input subword \
+                         --hidden 256 --proj 128 ;;
+        subwordnsmc) train_candidate subwordnsmc "$nsmc" --tokenizer contextemb/models/ko-nsmc-small/tokenizer.model \
+                         --input subword ;;
         *) echo "unknown candidate $name" >&2; exit 2 ;;
     esac
     score_candidate "$name"
