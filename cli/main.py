@@ -186,7 +186,7 @@ def holdout(corpus, out_dir, every):
 
 
 @cli.command()
-@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("model_dir", metavar="MODEL")
 @click.argument("text_file", type=click.Path(path_type=Path))
 @click.option("--direction", type=click.Choice(["both", "forward", "backward"]), default="both", show_default=True)
 @click.option("--max-lines", type=int, callback=_positive, help="Score only the first N lines.")
@@ -207,7 +207,7 @@ def perplexity(model_dir, text_file, direction, max_lines, as_json):
 
 
 @cli.command()
-@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("model_dir", metavar="MODEL")
 @click.option("--prompt", default="", help="Text to continue.")
 @click.option("--max-pieces", type=int, default=60, show_default=True, callback=_positive)
 @click.option("--temperature", type=float, default=0.8, show_default=True, callback=_positive)
@@ -486,7 +486,7 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
 
 
 @cli.command("export")
-@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("model_dir", metavar="MODEL")
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--float32", "full", is_flag=True, help="Keep float32 weights (default: float16, half the size).")
 @click.option("--card", type=click.Path(path_type=Path), help="A JSON file describing the model, copied as model_card.json.")

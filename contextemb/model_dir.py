@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
 
@@ -11,6 +11,7 @@ from .config import CONFIG_FILE_NAME, ModelConfig, read_config
 from .errors import ModelFormatError
 from .io import TOKENIZER_FILE, load_tensors, save_tensors, weights_path
 from .lm import LanguageModel
+from .packaged import resolve_model
 from .tokenization import Tokenizer, char_table
 
 
@@ -67,11 +68,10 @@ class LoadedModels(NamedTuple):
     models: dict[str, LanguageModel]  # direction -> model, in eval mode
 
 
-def load_model_dir(model_dir: Path, directions: Sequence[str] = ("forward", "backward")) -> LoadedModels:
-    """Load config.json, tokenizer.model and the weights of the given directions from a model directory."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelFormatError(f"{model_dir} is not a model directory")
+def load_model_dir(model_dir: Union[str, Path], directions: Sequence[str] = ("forward", "backward")) -> LoadedModels:
+    """Load config.json, tokenizer.model and the weights of the given directions from a model directory
+    (or a packaged model, by name)."""
+    model_dir = resolve_model(model_dir)
     config = read_config(model_dir / CONFIG_FILE_NAME)
     tokenizer = Tokenizer.from_file(model_dir / TOKENIZER_FILE)
     if config.lm.pieces is not None and tokenizer.vocab_size != config.lm.pieces:
@@ -89,7 +89,8 @@ def load_model_dir(model_dir: Path, directions: Sequence[str] = ("forward", "bac
     return LoadedModels(config, tokenizer, models)
 
 
-def export_model_dir(model_dir: Path, out_dir: Path, *, half: bool = True, card: Optional[dict] = None) -> Path:
+def export_model_dir(model_dir: Union[str, Path], out_dir: Path, *, half: bool = True,
+                     card: Optional[dict] = None) -> Path:
     """Copy a trained model directory for distribution: config.json, tokenizer.model, metrics.jsonl and both
     directions' weights (float16 with half=True: half the size, loaded back as float32), no checkpoints.
     `card` (how it was trained, held-out scores) is written as model_card.json."""
@@ -98,7 +99,7 @@ def export_model_dir(model_dir: Path, out_dir: Path, *, half: bool = True, card:
 
     from .io import METRICS_FILE, atomic_write, atomic_write_text
 
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    model_dir, out_dir = resolve_model(model_dir), Path(out_dir)
     loaded = load_model_dir(model_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in (CONFIG_FILE_NAME, TOKENIZER_FILE, METRICS_FILE):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import unicodedata
@@ -56,7 +57,20 @@ def test_missing_held_out_file(run_cli, tmp_path, small_corpus):
 
 
 def test_perplexity_of_a_missing_model(run_cli, tmp_path, demo_heldout):
-    assert_refused(run_cli("perplexity", tmp_path / "nothing", demo_heldout), "not a model directory")
+    assert_refused(run_cli("perplexity", tmp_path / "nothing", demo_heldout),
+                   "neither a model directory nor a packaged model")
+
+
+def test_model_commands_take_a_packaged_name(run_cli, tmp_path, demo_heldout):
+    # README: a packaged model's name works wherever a command takes MODEL (perplexity, sample, export too)
+    result = run_cli("perplexity", "ko-nsmc-small", demo_heldout, "--max-lines", "3", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["direction"] for line in result.stdout.splitlines()] == ["forward", "backward"]
+    result = run_cli("sample", "ko-nsmc-small", "--prompt", "영화가", "--seed", "1", "--max-pieces", "5")
+    assert result.exit_code == 0 and result.stdout.startswith("영화가"), result.stdout + result.stderr
+    result = run_cli("export", "ko-nsmc-small", tmp_path / "copy")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "copy" / "forward.safetensors").stat().st_size > 1_000_000
 
 
 def test_bad_numbers(run_cli, tmp_path, small_corpus):
