@@ -33,10 +33,10 @@ demo: $(STAMP)
 	$(BIN)/contextemb perplexity $(DEMO_DIR) contextemb/resources/demo/heldout.txt
 	$(BIN)/contextemb sample $(DEMO_DIR) --prompt "영화가" --seed 1 -n 2
 	$(BIN)/contextemb sample $(DEMO_DIR) --prompt "The bank" --seed 1
-	$(BIN)/contextemb similarity ko-nsmc-small 연패 "삼성, 사상 첫 통합우승 4연패" "한화, 악몽같은 연패 언제 탈출하나"
+	$(BIN)/contextemb similarity ko-general 연패 "삼성, 사상 첫 통합우승 4연패" "한화, 악몽같은 연패 언제 탈출하나"
 	$(BIN)/contextemb word2vec contextemb/resources/demo/corpus.txt --out $(DEMO_DIR)/w2v.bin \
-		--model ko-nsmc-small --dim 100 --min-count 2
-	$(BIN)/contextemb probe ko-nsmc-small --word 연패 --w2v $(DEMO_DIR)/w2v.bin --plot $(DEMO_DIR)/probe-연패.png
+		--model ko-general --dim 100 --min-count 2
+	$(BIN)/contextemb probe ko-general --word 연패 --w2v $(DEMO_DIR)/w2v.bin --plot $(DEMO_DIR)/probe-연패.png
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

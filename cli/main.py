@@ -355,7 +355,7 @@ def probe(model, probe_file, language, word, dev_set, w2v_path, plot_path, as_js
 @cli.command()
 @click.argument("corpus", type=click.Path(path_type=Path))
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
-@click.option("--model", default="ko-nsmc-small", show_default=True,
+@click.option("--model", default="ko-general", show_default=True,
               help="The contextual model whose tokenizer gives the pieces (same pre-tokenisation).")
 @click.option("--dim", type=int, default=300, show_default=True, callback=_positive)
 @click.option("--epochs", type=int, default=5, show_default=True, callback=_positive)

@@ -1,7 +1,7 @@
 """contextemb: ELMo-style contextual word embeddings (forward and backward LSTM language models).
 
     import contextemb
-    emb = contextemb.load("ko-nsmc-small")
+    emb = contextemb.load("ko-general")
     out = emb.embed(["삼성, 사상 첫 통합우승 4연패"])
 """
 

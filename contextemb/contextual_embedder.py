@@ -1,7 +1,7 @@
 """ContextualEmbedder: the biLM as an nn.Module for a downstream model, with learned scalar mixes (as ELMo's
 `Elmo` module): texts in, (batch, words, dim) tensors out, one per requested representation.
 
-    layer = ContextualEmbedder("ko-nsmc-small", num_output_representations=1, dropout=0.5)
+    layer = ContextualEmbedder("ko-general", num_output_representations=1, dropout=0.5)
     output = layer(["영화 정말 재밌다", "시간 아깝다"])
     output.representations[0]   # (batch, words, dim), float
     output.mask                 # (batch, words) bool, True on real words

@@ -223,10 +223,14 @@ def _pretrain_distributed(options: RunOptions, config: ModelConfig, directions, 
                     failure = str(error)
             if ranks.any(bool(failure), device):  # doubles as the barrier the other ranks wait at
                 raise TrainingError(failure or "rank 0 could not prepare the model directory; see its error")
-            return [train_direction(options.corpus, options.out_dir, direction, valid=options.valid,
-                                    resume=options.resume, progress=options.progress and ranks.is_main,
-                                    progress_position=index, device=device, ranks=ranks)
-                    for index, direction in enumerate(directions)]
+            summaries = [train_direction(options.corpus, options.out_dir, direction, valid=options.valid,
+                                         resume=options.resume, progress=options.progress and ranks.is_main,
+                                         progress_position=index, device=device, ranks=ranks)
+                         for index, direction in enumerate(directions)]
+            # every rank done before any tears down: a rank that left while another was still in its last
+            # collective made gloo abort that one at exit ("terminate called without an active exception")
+            ranks.barrier()
+            return summaries
     finally:
         shutdown_distributed()
 
