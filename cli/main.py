@@ -139,8 +139,8 @@ def _check_resumed_lr(out_dir: Path, lr: float) -> None:
               help="One rank of a torchrun launch: data-parallel DDP (gloo on CPU, nccl on GPU).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @reports_errors
-def pretrain(corpus, out_dir, valid, mix, init, tokenizer, direction, threads, resume, skip_nonfinite, sequential, device,
-             distributed, no_progress, **options):
+def pretrain(corpus, out_dir, valid, mix, init, tokenizer, direction, threads, resume, skip_nonfinite, sequential,
+             device, distributed, no_progress, **options):
     """Pretrain forward and backward LSTM language models on CORPUS: one or more text files (.txt or .txt.gz,
     one text per line), globs or directories, streamed interleaved (see --mix)."""
     from contextemb.pretrain.train import init_lm_config
