@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.lstm_ab --pairs 3 --steps 80 --warmup 10 --threads 1 [--baseline COMMIT]
     .venv/bin/python -m benchmarks.lstm_ab --matmul     # the products' rates, torch.mm (MKL) against oneDNN
+    .venv/bin/python -m benchmarks.lstm_ab --inference  # one LSTM layer without gradients: nn.LSTM against ours
     .venv/bin/python -m benchmarks.lstm_ab --profile projected --steps 12   # where a step's time goes
 
 Each run is a fresh process that trains the default configuration (the packaged ko-nsmc-small's config.json and
@@ -133,6 +134,38 @@ def matmul_rates(threads: int, repeats: int = 30) -> str:
     return "\n".join(lines) + "\n"
 
 
+def inference_times(threads: int, rows: int = 200, steps: int = 24, repeats: int = 30) -> str:
+    """ms per call of one LSTM layer (512/256, batch-first) without gradients, nn.LSTM against
+    contextemb.inference_lstm, float32 and bfloat16, by the wall clock (median of `repeats` calls)."""
+    import torch
+    from torch import nn
+
+    from contextemb.inference_lstm import inference_lstm, usable
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    lines = [f"| {rows} rows x {steps} steps, {threads} thread(s) | nn.LSTM ms | inference_lstm ms | speed-up |",
+             "|---|---|---|---|"]
+    for dtype in (torch.float32, torch.bfloat16):
+        lstm = nn.LSTM(256, 512, proj_size=256, batch_first=True).to(dtype).eval()
+        inputs = torch.randn(rows, steps, 256, dtype=dtype)
+        times = []
+        with torch.inference_mode():
+            if not usable(lstm, inputs):
+                return "inference_lstm is not usable here (no oneDNN linear operators, or not x86)\n"
+            for run in (lambda: lstm(inputs), lambda: inference_lstm(lstm, inputs)):
+                run()
+                calls = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    run()
+                    calls.append(time.perf_counter() - start)
+                times.append(statistics.median(calls) * 1e3)
+        lines.append(f"| {str(dtype).removeprefix('torch.')} | {times[0]:.1f} | {times[1]:.1f} | "
+                     f"{times[0] / times[1]:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
 def write_lines(source: Path, start: int, count: int, out: Path) -> Path:
     """Lines start .. start + count of `source`, written to `out`."""
     with open(source, encoding="utf-8") as text, open(out, "w", encoding="utf-8") as written:
@@ -245,6 +278,8 @@ def main() -> None:
     parser.add_argument("--before-pair", help="a shell command run before each pair (e.g. pausing other work)")
     parser.add_argument("--after-pair", help="a shell command run after each pair, also when it failed")
     parser.add_argument("--matmul", action="store_true", help="only the product rates, torch.mm against oneDNN")
+    parser.add_argument("--inference", action="store_true", help="only one LSTM layer without gradients, "
+                        "nn.LSTM against contextemb.inference_lstm")
     parser.add_argument("--profile", metavar="VARIANT", help="only one run of VARIANT in this process, under "
                                                              "torch.profiler (its table on stderr)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a child run: one variant, JSON on stdout
@@ -259,6 +294,9 @@ def main() -> None:
         return
     if args.matmul:
         print(matmul_rates(args.threads))
+        return
+    if args.inference:
+        print(inference_times(args.threads))
         return
     if args.profile:
         work = Path(tempfile.mkdtemp(prefix="lstm-ab-"))

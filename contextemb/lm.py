@@ -27,6 +27,8 @@ from torch.nn import functional as F
 from . import onednn
 from .config import LMConfig
 from .encoders import CharCNN, PieceEmbedding
+from .inference_lstm import inference_lstm
+from .inference_lstm import usable as inference_usable
 from .projected_lstm import projected_lstm
 from .tokenization import PAD_ID
 
@@ -100,8 +102,9 @@ class LanguageModel(nn.Module):
         current = layer0 if self.lstm_dtype is None else layer0.to(self.lstm_dtype)
         outputs: list[Tensor] = []
         new_state: LSTMState = []
-        run = projected_lstm if self._fast_cpu_training() else (lambda lstm, *args: lstm(*args))
+        training_run = projected_lstm if self._fast_cpu_training() else (lambda lstm, *args: lstm(*args))
         for index, lstm in enumerate(self.lstms):
+            run = inference_lstm if inference_usable(lstm, current) else training_run
             output, layer_state = run(lstm, self.dropout(current), None if state is None else state[index])
             if index > 0:
                 output = output + current

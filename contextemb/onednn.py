@@ -33,14 +33,21 @@ def _onednn_present() -> bool:
 _PRESENT = _onednn_present()
 
 
+def present() -> bool:
+    """Whether this torch has oneDNN's linear operators and runs on an x86 CPU (whatever ENABLED says)."""
+    return _PRESENT
+
+
 def usable(tensor: Tensor) -> bool:
     """Whether products on `tensor` go to oneDNN: float32 on an x86 CPU with oneDNN, and ENABLED."""
     return ENABLED and _PRESENT and tensor.device.type == "cpu" and tensor.dtype == torch.float32
 
 
 def prepare(weight: Tensor, rows: int) -> Tensor:
-    """weight: (out, in), for many products with about `rows` rows -> the form times_transposed takes."""
-    if not usable(weight):
+    """weight: (out, in), for many products with about `rows` rows -> the form times_transposed takes.
+
+    float32 or bfloat16 (packed for oneDNN), any other weight as it is."""
+    if not (ENABLED and _PRESENT and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.bfloat16)):
         return weight
     return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), rows)
 

@@ -120,3 +120,18 @@ def test_pretraining_and_embedding_parts_report_real_runs(tmp_path):
     for precision in ("float32", "int8"):
         assert re.search(rf"^- embedding, {precision}, run 1: [\d,]+ sentences/s \([\d.]+ s embedding", text, re.M)
     assert re.search(r"^- embedding, int8 speed-up over float32 \(pairwise, same repeat\): [\d.]+×", text, re.M)
+
+
+def test_the_inference_lstm_table_times_both_paths_in_both_precisions():
+    from benchmarks.lstm_ab import inference_times
+    from contextemb import onednn
+
+    table = inference_times(1, rows=4, steps=3, repeats=2)
+    if not onednn.present():
+        assert "not usable" in table
+        return
+    rows = [line for line in table.splitlines() if line.startswith(("| float32", "| bfloat16"))]
+    assert len(rows) == 2
+    for row in rows:
+        nn_ms, ours_ms = (float(cell) for cell in row.split("|")[2:4])
+        assert nn_ms > 0 and ours_ms > 0
