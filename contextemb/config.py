@@ -43,7 +43,7 @@ class LMConfig:
     """Architecture of one direction's language model (both directions use the same one)."""
 
     vocab_size: int = 8000  # requested sentencepiece pieces; the trained size is in `pieces`
-    input: InputKind = "char-cnn"
+    input: InputKind = "subword"  # chosen by the ablation (docs/ABLATION.md); a config.json without it means char-cnn
     char_mode: CharMode = "bytes"  # char-cnn only: UTF-8 bytes (as ELMo), corpus chars, or Hangul jamo
     max_chars: int = 50  # characters per piece seen by the char-CNN, marks included (ELMo: 50)
     char_dim: int = 16  # character embedding width
@@ -150,7 +150,10 @@ class ModelConfig:
         unknown = set(payload) - {"format_version", "lm", "train"}
         if unknown:
             raise ConfigError(f"{source} has unknown keys: {', '.join(sorted(unknown))}")
-        return cls(lm=_from_dict(LMConfig, payload.get("lm", {}), source),
+        lm = payload.get("lm", {})
+        if isinstance(lm, dict) and "input" not in lm:  # written when char-cnn was the default
+            lm = {**lm, "input": "char-cnn"}
+        return cls(lm=_from_dict(LMConfig, lm, source),
                    train=_from_dict(TrainConfig, payload.get("train", {}), source))
 
 

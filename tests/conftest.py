@@ -20,7 +20,7 @@ torch.set_num_threads(1)  # tests are small; one thread keeps them deterministic
 
 def tiny_config(**lm_overrides) -> ModelConfig:
     """A model small enough to train for a few seconds on one core."""
-    lm = dict(vocab_size=800, hidden=96, projection=48, num_layers=2, dropout=0.0,
+    lm = dict(input="char-cnn", vocab_size=800, hidden=96, projection=48, num_layers=2, dropout=0.0,
               filters=((1, 16), (2, 16), (3, 32)), highway_layers=1, char_dim=8, max_pieces=64)
     lm.update(lm_overrides)
     # float32 whatever the CPU: tests compare against fixed numbers and must not depend on the machine's bf16

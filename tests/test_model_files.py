@@ -120,3 +120,16 @@ def test_cli_reports_broken_model_in_one_line(run_cli, model_copy, tmp_path):
     result = run_cli("perplexity", model_copy, text)
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and "not unpickled" in result.stderr
+
+
+def test_a_config_without_input_is_the_char_cnn_it_was_written_for(model_copy):
+    """Subword input is the default now; a config.json that names no input was written when char-cnn was."""
+    from contextemb.config import LMConfig
+
+    assert LMConfig().input == "subword"
+    config = json.loads((model_copy / "config.json").read_text())
+    assert config["lm"].pop("input") == "char-cnn"
+    (model_copy / "config.json").write_text(json.dumps(config))
+    loaded = load_model_dir(model_copy)
+    assert loaded.config.lm.input == "char-cnn"
+    assert loaded.models["forward"](torch.tensor([[1, 5, 2]]), torch.tensor([[5, 2, 0]])).count == 2
