@@ -106,7 +106,8 @@ def _check_resumed_lr(out_dir: Path, lr: float) -> None:
 @click.option("--tokenizer", "tokenizer", type=click.Path(path_type=Path),
               help="Use this sentencepiece model (e.g. another run's tokenizer.model) instead of training one; "
                    "--vocab-size then does not apply.")
-@config_option(LMConfig, "input", "--input", help="Token input: subword embeddings, or ELMo's char-CNN over each piece's characters.")
+@config_option(LMConfig, "input", "--input",
+               help="Token input: subword embeddings, or ELMo's char-CNN over each piece's characters.")
 @config_option(LMConfig, "char_mode", "--char-mode", help="Char-CNN symbols.")
 @config_option(LMConfig, "vocab_size", "--vocab-size", help="Sentencepiece pieces (a soft limit).")
 @config_option(LMConfig, "num_layers", "--layers", help="Stacked LSTM layers.")

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from . import onednn
-from .projected_lstm import supports
+from .projected_lstm import g_rows_doubled, supports
 
 ENABLED = True  # switched off only to measure nn.LSTM beside it (benchmarks/lstm_ab.py --inference)
 
@@ -97,8 +97,8 @@ def _weights(lstm: nn.LSTM, rows: int) -> _Packed:
         if cached is not None and cached.key == key:
             return cached
     w_ih, w_hh, b_ih, b_hh, w_hr = (p.detach() for p in parameters)
-    doubled = torch.ones(w_hh.shape[0], dtype=w_hh.dtype)
-    doubled[2 * lstm.hidden_size:3 * lstm.hidden_size] = 2  # the g rows: tanh(x) = 2 * sigmoid(2x) - 1
+    doubled = g_rows_doubled(w_ih)
+    # w_ih meets all time steps' rows at once (seq * batch), the other two one step's (batch)
     packed = _Packed(key, onednn.prepare(w_ih * doubled[:, None], 16 * rows), (b_ih + b_hh) * doubled,
                      onednn.prepare(w_hh * doubled[:, None], rows), onednn.prepare(w_hr, rows))
     with _packed_lock:

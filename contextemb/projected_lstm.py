@@ -45,6 +45,15 @@ class _Saved(NamedTuple):
     cell_out: Tensor
 
 
+def g_rows_doubled(w_ih: Tensor) -> Tensor:
+    """(4 * hidden,) ones with 2 on the g rows, for w_ih: (4 * hidden, input): scaling those rows of the gate
+    weights and biases lets one sigmoid serve all four gates, as tanh(x) = 2 * sigmoid(2x) - 1."""
+    hidden = w_ih.shape[0] // 4
+    doubled = torch.ones(4 * hidden, dtype=w_ih.dtype, device=w_ih.device)
+    doubled[2 * hidden:3 * hidden] = 2
+    return doubled
+
+
 def _forward(inputs: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor, w_hr: Tensor
              ) -> tuple[_Saved, Tensor]:
     """inputs: (seq, batch, input) time-major, contiguous; h0: (batch, projection); c0: (batch, hidden).
@@ -54,8 +63,7 @@ def _forward(inputs: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor,
     steps, batch, _ = inputs.shape
     hidden = w_hh.shape[0] // 4
     i_, f_, g_, o_ = (slice(k * hidden, (k + 1) * hidden) for k in range(4))
-    doubled = torch.ones(4 * hidden, dtype=w_ih.dtype, device=w_ih.device)
-    doubled[g_] = 2  # the g rows: tanh(x) = 2 * sigmoid(2x) - 1
+    doubled = g_rows_doubled(w_ih)
     # all time steps' input products in one: (seq * batch, input) @ (input, 4 * hidden)
     acts = onednn.times_transposed(inputs.view(steps * batch, -1), w_ih * doubled[:, None], bias * doubled)
     acts = acts.view(steps, batch, 4 * hidden)
