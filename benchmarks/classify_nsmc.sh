@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # NSMC sentiment with MODEL: the classifier over static (Word2Vec), static+mix ([x_k; ELMo_k]) and mix (the
-# biLM alone) word features, on all 150,000 training and 50,000 test rows; see docs/CLASSIFY.md.
+# biLM alone) word features, on all 150,000 training and 50,000 test rows; see docs/RESULTS.md, "NSMC classification".
 #
 #   benchmarks/classify_nsmc.sh MODEL OUT_DIR [FEATURES [THREADS]]
 #   e.g. nohup nice -n 5 benchmarks/classify_nsmc.sh ko-nsmc-small ~/contextemb-runs/classify/ko-nsmc-small &
