@@ -9,7 +9,8 @@
 # as "_"), results.TAG.jsonl (one JSON object per feature kind, as each is done), classify.TAG.log (per-epoch dev
 # accuracy, GNU time), machine.TAG.txt (CPU, load before and after). THREADS defaults to 1: on a shared CPU, two
 # torch threads ran the classifier's steps 13x slower than one (measured, load 9 on 2 cores). EPOCHS (default 8)
-# is the most epochs per feature kind; the best dev epoch is kept, and two epochs without a better one stop early.
+# is the most epochs per feature kind, PATIENCE (default 1) the epochs without a better dev accuracy that stop it
+# early; the best dev epoch is kept.
 set -euo pipefail
 model=${1:?usage: $0 MODEL OUT_DIR [FEATURES]}
 out=${2:?usage: $0 MODEL OUT_DIR [FEATURES]}
@@ -20,7 +21,7 @@ data=${NSMC_DIR:-../shared/data/nsmc}
 contextemb=${CONTEXTEMB:-.venv/bin/contextemb}
 mkdir -p "$out"
 {
-    echo "$(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') model $model features $features epochs ${EPOCHS:-8}"
+    echo "$(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') model $model features $features epochs ${EPOCHS:-8} patience ${PATIENCE:-1}"
     grep -m1 'model name' /proc/cpuinfo
     echo "cores $(nproc); before: $(uptime)"
 } > "$out/machine.$tag.txt"
@@ -29,6 +30,6 @@ if [ ! -f "$out/w2v.bin" ]; then
     /usr/bin/time -v "$contextemb" word2vec "$data/corpus.txt" --out "$out/w2v.bin" --model "$model" 2> "$out/w2v.log"
 fi
 /usr/bin/time -v "$contextemb" classify "$model" --train "$data/ratings_train.tsv" --test "$data/ratings_test.tsv" \
-    --w2v "$out/w2v.bin" --features "$features" --epochs "${EPOCHS:-8}" --json --no-progress --threads "$threads" \
+    --w2v "$out/w2v.bin" --features "$features" --epochs "${EPOCHS:-8}" --patience "${PATIENCE:-1}" --json --no-progress --threads "$threads" \
     > "$out/results.$tag.jsonl" 2> "$out/classify.$tag.log"
 echo "after: $(uptime)" >> "$out/machine.$tag.txt"

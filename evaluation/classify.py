@@ -316,8 +316,8 @@ class ClassifyReport(NamedTuple):
 
 def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequence[str],
              train_labels: Sequence[str], test_texts: Sequence[str], test_labels: Sequence[str], *,
-             static: Optional[StaticVectors] = None, epochs: int = 6, seed: int = 0, progress: bool = True,
-             on_result: Optional[Callable[[ClassifierResult], None]] = None) -> ClassifyReport:
+             static: Optional[StaticVectors] = None, epochs: int = 6, patience: int = 1, seed: int = 0,
+             progress: bool = True, on_result: Optional[Callable[[ClassifierResult], None]] = None) -> ClassifyReport:
     """Train and test one classifier per feature kind; each kind's features are computed once and shared.
     on_result, if given, is called with each kind's result as soon as it is done (runs take hours on a CPU)."""
     if any("static" in kind for kind in kinds) and static is None:
@@ -339,8 +339,8 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
     for kind in kinds:
         train, test = (WordFeatures.of_kind(kind, contextual.get(split), static_vectors.get(split))
                        for split in ("train", "test"))
-        results.append(train_and_test(kind, train, train_labels, test, test_labels, epochs=epochs, seed=seed,
-                                      progress=progress))
+        results.append(train_and_test(kind, train, train_labels, test, test_labels, epochs=epochs,
+                                      patience=patience, seed=seed, progress=progress))
         if on_result is not None:
             on_result(results[-1])
     return ClassifyReport(results, contextual_seconds, static_seconds)

@@ -119,3 +119,20 @@ def test_cli_refuses_bad_features(run_cli, tiny_model_dir, labelled, arguments, 
     assert result.exit_code == 2, (result.exit_code, result.output)
     lines = [line for line in result.stderr.splitlines() if line.strip() and " INFO " not in line]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("patience", [1, 3])
+def test_cli_patience_ends_training_that_many_epochs_after_the_best(run_cli, tiny_model_dir, w2v_path, labelled,
+                                                                     patience):
+    # the cue word puts dev accuracy at its ceiling within a few epochs; no later epoch can beat it, so training
+    # stops exactly patience + 1 epochs after the best one, well before the 30 allowed
+    result = run_cli("classify", tiny_model_dir, "--train", labelled[0], "--test", labelled[1], "--w2v", w2v_path,
+                     "--features", "static", "--epochs", "30", "--patience", str(patience), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["epochs_run"] == report["best_epoch"] + patience + 1 < 30, report
+
+
+def test_cli_refuses_a_patience_below_one(run_cli, tiny_model_dir, labelled):
+    result = run_cli("classify", tiny_model_dir, "--train", labelled[0], "--test", labelled[1], "--patience", "0")
+    assert result.exit_code != 0 and "must be > 0" in result.output
