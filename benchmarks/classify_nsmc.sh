@@ -11,7 +11,10 @@
 # torch threads ran the classifier's steps 13x slower than one (measured, load 9 on 2 cores). EPOCHS (default 8)
 # is the most epochs per feature kind, PATIENCE (default 1) the epochs without a better dev accuracy that stop it
 # early; the best dev epoch is kept.
+# The body is one { ... exit; } block: bash reads it whole before running it, so editing or checking out this
+# file while it runs cannot change what the running copy does (an in-place edit once cost a classify run).
 set -euo pipefail
+{
 model=${1:?usage: $0 MODEL OUT_DIR [FEATURES]}
 out=${2:?usage: $0 MODEL OUT_DIR [FEATURES]}
 features=${3:-static,static+mix,mix}
@@ -33,3 +36,5 @@ fi
     --w2v "$out/w2v.bin" --features "$features" --epochs "${EPOCHS:-8}" --patience "${PATIENCE:-1}" --json --no-progress --threads "$threads" \
     > "$out/results.$tag.jsonl" 2> "$out/classify.$tag.log"
 echo "after: $(uptime)" >> "$out/machine.$tag.txt"
+exit
+}

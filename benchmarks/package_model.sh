@@ -12,7 +12,10 @@
 #   probes-ko.txt         the bundled 12-word Korean probe set
 # Then: python -m benchmarks.model_card RUN_DIR > card.json, and
 #       contextemb export RUN_DIR/final contextemb/models/NAME --card card.json
+# The body is one { ... exit; } block: bash reads it whole before running it, so editing or checking out this
+# file while it runs cannot change what the running copy does (an in-place edit once cost a classify run).
 set -euo pipefail
+{
 run=${1:?usage: $0 RUN_DIR}
 data=${DATA:-$HOME/contextemb-runs/data}
 ce=${CONTEXTEMB:-$PWD/.venv/bin/contextemb}
@@ -33,3 +36,5 @@ score yeonpae.jsonl probe "$run/final" --word 연패 --precision float32 --json
 score yeonpae.txt probe "$run/final" --word 연패 --precision float32 --plot "$scores/probe-연패.png"
 score probes-ko.txt probe "$run/final" --precision float32
 echo "scores in $scores"
+exit
+}
