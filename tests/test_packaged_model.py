@@ -11,7 +11,7 @@ import contextemb
 from contextemb.config import read_config
 from contextemb.packaged import packaged_models_dir
 
-PACKAGED = ("ko-general", "ko-nsmc-small")  # ko-general is the default in README and `make demo`
+PACKAGED = ("ko-general", "ko-nsmc", "ko-nsmc-small")  # ko-general is the default in README and `make demo`
 
 
 @pytest.fixture(scope="module", params=PACKAGED)
@@ -47,6 +47,20 @@ def test_general_model_is_subword_and_its_card_names_the_sources():
         assert attribution in sources
     # issue 12 asks for 40 M pieces per direction; this model read 78.5 M (docs/RESULTS.md, the campaign)
     assert min(run["pieces"] for run in card["budget"].values()) >= 40_000_000
+
+
+def test_review_model_is_ko_general_adapted_to_nsmc():
+    """ko-nsmc continues ko-general on NSMC reviews (ELMo's domain adaptation, docs/RESULTS.md, session 19): the
+    same pieces, so Word2Vec over ko-general's pieces serves both, and a budget that includes ko-general's."""
+    general, reviews = packaged_models_dir() / "ko-general", packaged_models_dir() / "ko-nsmc"
+    assert (reviews / "tokenizer.model").read_bytes() == (general / "tokenizer.model").read_bytes()
+    assert read_config(reviews / "config.json").train.init_from == "ko-general"
+    card = json.loads((reviews / "model_card.json").read_text(encoding="utf-8"))
+    general_card = json.loads((general / "model_card.json").read_text(encoding="utf-8"))
+    for direction, run in card["budget"].items():
+        assert run["before_this_run"]["pieces"] == general_card["budget"][direction]["pieces"]
+        assert run["pieces"] == run["before_this_run"]["pieces"] + run["this_run"]["pieces"]
+    assert "NSMC" in card["trained_on"]["fine_tuning"]
 
 
 def test_models_command_lists_them(run_cli):
