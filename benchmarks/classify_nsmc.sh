@@ -10,7 +10,8 @@
 # accuracy, GNU time), machine.TAG.txt (CPU, load before and after). THREADS defaults to 1: on a shared CPU, two
 # torch threads ran the classifier's steps 13x slower than one (measured, load 9 on 2 cores). EPOCHS (default 8)
 # is the most epochs per feature kind, PATIENCE (default 1) the epochs without a better dev accuracy that stop it
-# early; the best dev epoch is kept.
+# early; the best dev epoch is kept. LAYER_NORM=1 normalises each biLM layer before the mix (`--layer-norm`; TAG
+# gains "_ln").
 # The body is one { ... exit; } block: bash reads it whole before running it, so editing or checking out this
 # file while it runs cannot change what the running copy does (an in-place edit once cost a classify run).
 set -euo pipefail
@@ -19,12 +20,12 @@ model=${1:?usage: $0 MODEL OUT_DIR [FEATURES]}
 out=${2:?usage: $0 MODEL OUT_DIR [FEATURES]}
 features=${3:-static,static+mix,mix}
 threads=${4:-1}
-tag=$(echo "$features" | tr ',+' '__')
+tag=$(echo "$features" | tr ',+' '__')${LAYER_NORM:+_ln}
 data=${NSMC_DIR:-../shared/data/nsmc}
 contextemb=${CONTEXTEMB:-.venv/bin/contextemb}
 mkdir -p "$out"
 {
-    echo "$(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') model $model features $features epochs ${EPOCHS:-8} patience ${PATIENCE:-1}"
+    echo "$(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') model $model features $features epochs ${EPOCHS:-8} patience ${PATIENCE:-1} layer_norm ${LAYER_NORM:-0}"
     grep -m1 'model name' /proc/cpuinfo
     echo "cores $(nproc); before: $(uptime)"
 } > "$out/machine.$tag.txt"
@@ -33,7 +34,7 @@ if [ ! -f "$out/w2v.bin" ]; then
     /usr/bin/time -v "$contextemb" word2vec "$data/corpus.txt" --out "$out/w2v.bin" --model "$model" 2> "$out/w2v.log"
 fi
 /usr/bin/time -v "$contextemb" classify "$model" --train "$data/ratings_train.tsv" --test "$data/ratings_test.tsv" \
-    --w2v "$out/w2v.bin" --features "$features" --epochs "${EPOCHS:-8}" --patience "${PATIENCE:-1}" --json --no-progress --threads "$threads" \
+    --w2v "$out/w2v.bin" --features "$features" --epochs "${EPOCHS:-8}" --patience "${PATIENCE:-1}" ${LAYER_NORM:+--layer-norm} --json --no-progress --threads "$threads" \
     > "$out/results.$tag.jsonl" 2> "$out/classify.$tag.log"
 echo "after: $(uptime)" >> "$out/machine.$tag.txt"
 exit

@@ -445,6 +445,8 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--epochs", type=int, default=6, show_default=True, callback=_positive)
 @click.option("--patience", type=int, default=1, show_default=True, callback=_positive,
               help="Stop once more than this many epochs in a row bring no better dev accuracy (the best epoch is kept).")
+@click.option("--layer-norm", is_flag=True,
+              help="Normalise each biLM layer before the learned mix (ELMo's option for layers of different scales).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="float32",
               show_default=True, help="The biLM's arithmetic for the features (float32: the same on every CPU).")
@@ -454,7 +456,7 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @reports_errors
 def classify(model, train_path, test_path, text_column, label_column, feature_values, w2v_path, max_train, max_test,
-             epochs, patience, seed, precision, threads, as_json, no_progress):
+             epochs, patience, layer_norm, seed, precision, threads, as_json, no_progress):
     """Train a classifier over frozen word features (the biLM's learned layer mix, Word2Vec, or both);
     report test accuracy and the learned weights."""
     from contextemb.evaluation.classify import classify as run_classify
@@ -482,7 +484,8 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
                    f"input {result.input_dim}){mix}{scale}")
 
     report = run_classify(embedder, kinds, train_texts, train_labels, test_texts, test_labels, static=static,
-                          epochs=epochs, patience=patience, seed=seed, progress=not no_progress, on_result=show)
+                          epochs=epochs, patience=patience, seed=seed, layer_norm=layer_norm,
+                          progress=not no_progress, on_result=show)
     if not as_json:
         click.echo(f"({len(train_texts)} train rows, {len(test_texts)} test rows; features: biLM "
                    f"{report.contextual_seconds:.0f} s, Word2Vec {report.static_seconds:.0f} s)")

@@ -183,14 +183,15 @@ class Batch(NamedTuple):
 
 
 class SequenceClassifier(nn.Module):
-    """[gamma_x * x_k ; ScalarMix(h_k)] -> dropout -> BiLSTM -> max-pool -> linear; either part may be absent."""
+    """[gamma_x * x_k ; ScalarMix(h_k)] -> dropout -> BiLSTM -> max-pool -> linear; either part may be absent.
+    layer_norm: normalise each biLM layer before mixing (ELMo's option where the layers' scales differ)."""
 
     def __init__(self, num_layers: int, contextual_dim: int, static_dim: int, num_classes: int,
-                 hidden: int = 128, dropout: float = 0.3):
+                 hidden: int = 128, dropout: float = 0.3, layer_norm: bool = False):
         super().__init__()
         if contextual_dim + static_dim < 1:
             raise ValueError("the classifier needs contextual or static inputs")
-        self.mix = ScalarMix(num_layers) if contextual_dim else None
+        self.mix = ScalarMix(num_layers, layer_norm=layer_norm) if contextual_dim else None
         # a learned scale for the static vectors, as gamma is for the mix: Word2Vec's vectors are small
         self.static_gamma = nn.Parameter(torch.tensor(1.0)) if static_dim else None
         self.input_dim = contextual_dim + static_dim
@@ -225,6 +226,7 @@ class ClassifierResult(NamedTuple):
     gamma: Optional[float]  # the mix's scale; None without a mix
     static_gamma: Optional[float]  # the Word2Vec vectors' scale; None without them
     seconds: float  # training and testing, not computing the features
+    layer_norm: bool = False  # whether each biLM layer was normalised before the mix
 
 
 def _accuracy(model: SequenceClassifier, features: WordFeatures, labels: np.ndarray, batch_size: int = 256) -> float:
@@ -265,7 +267,7 @@ def _label_ids(train_labels: Sequence[str], test_labels: Sequence[str]) -> tuple
 
 def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], test: WordFeatures,
                    test_labels: Sequence[str], *, epochs: int = 6, patience: int = 1, batch_size: int = 64,
-                   lr: float = 1e-3, dev_fraction: float = 0.1, seed: int = 0,
+                   lr: float = 1e-3, dev_fraction: float = 0.1, seed: int = 0, layer_norm: bool = False,
                    progress: bool = True) -> ClassifierResult:
     """Train on train (minus a dev split for early stopping) and report test accuracy and the learned mix."""
     started = time.perf_counter()
@@ -276,7 +278,8 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
     dev_size = max(1, int(len(permutation) * dev_fraction))
     dev_ids, fit_ids = permutation[:dev_size], permutation[dev_size:]
     dev = train.subset(dev_ids)
-    model = SequenceClassifier(train.num_layers, train.contextual_dim, train.static_dim, num_classes)
+    model = SequenceClassifier(train.num_layers, train.contextual_dim, train.static_dim, num_classes,
+                               layer_norm=layer_norm)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     best_accuracy, best_epoch, best_state, epoch = -1.0, 0, None, 0
     for epoch in range(1, epochs + 1):
@@ -301,7 +304,7 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
         [] if model.mix is None else model.mix.weights.detach().tolist(),
         None if model.mix is None else float(model.mix.gamma.detach()),
         None if model.static_gamma is None else float(model.static_gamma.detach()),
-        time.perf_counter() - started)
+        time.perf_counter() - started, layer_norm)
     log.info("%s: test accuracy %.4f (best epoch %d of %d, %.0f s), layer weights %s, gamma %s, static gamma %s",
              name, result.test_accuracy, best_epoch, epoch, result.seconds,
              [round(w, 3) for w in result.layer_weights], result.gamma, result.static_gamma)
@@ -317,7 +320,7 @@ class ClassifyReport(NamedTuple):
 def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequence[str],
              train_labels: Sequence[str], test_texts: Sequence[str], test_labels: Sequence[str], *,
              static: Optional[StaticVectors] = None, epochs: int = 6, patience: int = 1, seed: int = 0,
-             progress: bool = True, on_result: Optional[Callable[[ClassifierResult], None]] = None) -> ClassifyReport:
+             layer_norm: bool = False, progress: bool = True, on_result: Optional[Callable[[ClassifierResult], None]] = None) -> ClassifyReport:
     """Train and test one classifier per feature kind; each kind's features are computed once and shared.
     on_result, if given, is called with each kind's result as soon as it is done (runs take hours on a CPU)."""
     if any("static" in kind for kind in kinds) and static is None:
@@ -340,7 +343,7 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
         train, test = (WordFeatures.of_kind(kind, contextual.get(split), static_vectors.get(split))
                        for split in ("train", "test"))
         results.append(train_and_test(kind, train, train_labels, test, test_labels, epochs=epochs,
-                                      patience=patience, seed=seed, progress=progress))
+                                      patience=patience, seed=seed, layer_norm=layer_norm, progress=progress))
         if on_result is not None:
             on_result(results[-1])
     return ClassifyReport(results, contextual_seconds, static_seconds)

@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import pytest
+import torch
 
 from contextemb.embedder import load
 from contextemb.errors import ConfigError
@@ -136,3 +137,28 @@ def test_cli_patience_ends_training_that_many_epochs_after_the_best(run_cli, tin
 def test_cli_refuses_a_patience_below_one(run_cli, tiny_model_dir, labelled):
     result = run_cli("classify", tiny_model_dir, "--train", labelled[0], "--test", labelled[1], "--patience", "0")
     assert result.exit_code != 0 and "must be > 0" in result.output
+
+
+def test_layer_norm_makes_the_mix_blind_to_a_layer_scale():
+    """With layer_norm each layer is normalised before mixing, so scaling one layer leaves the classifier's word
+    inputs unchanged; without it, the same scaling changes them."""
+    from contextemb.evaluation.classify import Batch, SequenceClassifier
+
+    torch.manual_seed(0)
+    layers = torch.randn(3, 2, 4, 8)  # (layers, batch, words, dim)
+    mask = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    scaled = layers.clone()
+    scaled[2] *= 7.0
+    for layer_norm, unchanged in ((True, True), (False, False)):
+        model = SequenceClassifier(3, 8, 0, 2, layer_norm=layer_norm)
+        first = model.word_inputs(Batch(layers, None, mask))
+        second = model.word_inputs(Batch(scaled, None, mask))
+        assert torch.allclose(first, second, atol=1e-5) is unchanged
+
+
+def test_cli_layer_norm_is_reported(run_cli, tiny_model_dir, labelled):
+    result = run_cli("classify", tiny_model_dir, "--train", labelled[0], "--test", labelled[1], "--features", "mix",
+                     "--layer-norm", "--epochs", "1", "--max-train", "60", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["layer_norm"] is True and len(report["layer_weights"]) == 3
