@@ -16,22 +16,10 @@
 # CONTEXTEMB (the command; default the checkout's .venv/bin/contextemb).
 # Then: bash benchmarks/package_model.sh RUN_DIR (export and score), python -m benchmarks.model_card (the card).
 set -euo pipefail
-run=${1:?usage: $0 RUN_DIR [--resume]}
-shift
-shared=${SHARED:-../shared}
-data=${DATA:-$HOME/contextemb-runs/data}
-ce=${CONTEXTEMB:-$PWD/.venv/bin/contextemb}
-mkdir -p "$run" "$data"
-if [ ! -f "$data/nsmc-test.txt" ]; then
-    tail -n +2 "$shared/data/nsmc/ratings_test.tsv" | cut -f2 > "$data/nsmc-test.txt.tmp"
-    mv "$data/nsmc-test.txt.tmp" "$data/nsmc-test.txt"
-fi
+source "$(dirname "$0")/run_setup.sh"
 if [ ! -f "$data/ko-open-split/heldout.txt" ]; then
     "$ce" holdout "$shared/data/ko-open" --out "$data/ko-open-split" --every 200
 fi
-start=(--init "${INIT:-ko-general}")
-[ "${1:-}" = "--resume" ] && start=()
-echo "$(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(grep -m1 'model name' /proc/cpuinfo)"
 exec "$ce" pretrain "$shared/data/nsmc/corpus.txt" "$data/ko-open-split/train" --mix corpus=2 "${start[@]}" \
     --out "$run/model" --valid "$data/nsmc-test.txt" --lr "${LR:-1e-3}" --seed "${SEED:-2027}" \
     --max-steps "${STEPS:-14000}" --eval-every 2500 --checkpoint-every 250 --log-every 100 --threads 2 \

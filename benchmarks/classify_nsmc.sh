@@ -25,7 +25,8 @@ data=${NSMC_DIR:-../shared/data/nsmc}
 contextemb=${CONTEXTEMB:-.venv/bin/contextemb}
 mkdir -p "$out"
 {
-    echo "$(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') model $model features $features epochs ${EPOCHS:-8} patience ${PATIENCE:-1} layer_norm ${LAYER_NORM:-0}"
+    echo "$(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') model $model" \
+        "features $features epochs ${EPOCHS:-8} patience ${PATIENCE:-1} layer_norm ${LAYER_NORM:-0}"
     grep -m1 'model name' /proc/cpuinfo
     echo "cores $(nproc); before: $(uptime)"
 } > "$out/machine.$tag.txt"
@@ -34,7 +35,8 @@ if [ ! -f "$out/w2v.bin" ]; then
     /usr/bin/time -v "$contextemb" word2vec "$data/corpus.txt" --out "$out/w2v.bin" --model "$model" 2> "$out/w2v.log"
 fi
 /usr/bin/time -v "$contextemb" classify "$model" --train "$data/ratings_train.tsv" --test "$data/ratings_test.tsv" \
-    --w2v "$out/w2v.bin" --features "$features" --epochs "${EPOCHS:-8}" --patience "${PATIENCE:-1}" ${LAYER_NORM:+--layer-norm} --json --no-progress --threads "$threads" \
+    --w2v "$out/w2v.bin" --features "$features" --epochs "${EPOCHS:-8}" --patience "${PATIENCE:-1}" \
+    ${LAYER_NORM:+--layer-norm} --json --no-progress --threads "$threads" \
     > "$out/results.$tag.jsonl" 2> "$out/classify.$tag.log"
 echo "after: $(uptime)" >> "$out/machine.$tag.txt"
 exit

@@ -12,20 +12,8 @@
 # INIT (default ko-general), LR (default 5e-4: half the campaign's continued rate; 100 warm-up steps, then linear
 # decay to 1/10 by STEPS), SEED, SHARED, DATA, CONTEXTEMB as in benchmarks/campaign.sh.
 set -euo pipefail
-run=${1:?usage: $0 RUN_DIR [--resume]}
-shift
-shared=${SHARED:-../shared}
-data=${DATA:-$HOME/contextemb-runs/data}
-ce=${CONTEXTEMB:-$PWD/.venv/bin/contextemb}
-mkdir -p "$run" "$data"
-if [ ! -f "$data/nsmc-test.txt" ]; then
-    tail -n +2 "$shared/data/nsmc/ratings_test.tsv" | cut -f2 > "$data/nsmc-test.txt.tmp"
-    mv "$data/nsmc-test.txt.tmp" "$data/nsmc-test.txt"
-fi
-start=(--init "${INIT:-ko-general}")
-[ "${1:-}" = "--resume" ] && start=()
-echo "$(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(grep -m1 'model name' /proc/cpuinfo)"
-exec "$ce" pretrain "$shared/data/nsmc/corpus.txt" "${start[@]}" \
-    --out "$run/model" --valid "$data/nsmc-test.txt" --lr "${LR:-5e-4}" --warmup-steps 100 --seed "${SEED:-2028}" \
+source "$(dirname "$0")/run_setup.sh"
+exec "$ce" pretrain "$shared/data/nsmc/corpus.txt" "${start[@]}" --out "$run/model" --valid "$data/nsmc-test.txt" \
+    --lr "${LR:-5e-4}" --warmup-steps 100 --seed "${SEED:-2028}" \
     --max-steps "${STEPS:-3000}" --eval-every 1000 --checkpoint-every 250 --log-every 100 --threads 2 \
     --no-progress "$@"

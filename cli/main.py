@@ -444,7 +444,8 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--max-test", type=int, callback=_positive, help="Use only the first N test rows.")
 @click.option("--epochs", type=int, default=6, show_default=True, callback=_positive)
 @click.option("--patience", type=int, default=1, show_default=True, callback=_positive,
-              help="Stop once more than this many epochs in a row bring no better dev accuracy (the best epoch is kept).")
+              help="Stop once more than this many epochs in a row bring no better dev accuracy "
+                   "(the best epoch is kept).")
 @click.option("--layer-norm", is_flag=True,
               help="Normalise each biLM layer before the learned mix (ELMo's option for layers of different scales).")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -320,7 +320,8 @@ class ClassifyReport(NamedTuple):
 def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequence[str],
              train_labels: Sequence[str], test_texts: Sequence[str], test_labels: Sequence[str], *,
              static: Optional[StaticVectors] = None, epochs: int = 6, patience: int = 1, seed: int = 0,
-             layer_norm: bool = False, progress: bool = True, on_result: Optional[Callable[[ClassifierResult], None]] = None) -> ClassifyReport:
+             layer_norm: bool = False, progress: bool = True,
+             on_result: Optional[Callable[[ClassifierResult], None]] = None) -> ClassifyReport:
     """Train and test one classifier per feature kind; each kind's features are computed once and shared.
     on_result, if given, is called with each kind's result as soon as it is done (runs take hours on a CPU)."""
     if any("static" in kind for kind in kinds) and static is None:
