@@ -513,6 +513,22 @@ def export_command(model_dir, out_dir, full, card):
     click.echo(f"{out}: {size / 1e6:.1f} MB")
 
 
+@cli.command()
+@click.argument("model")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--hidden", type=int, required=True, callback=_positive, help="LSTM cells per layer, above the model's.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Initialisation of the new cells.")
+@reports_errors
+def widen(model, out_dir, hidden, seed):
+    """Widen MODEL's LSTM cells into a new model directory that computes the same thing; continue training it
+    with `pretrain --init OUT_DIR`."""
+    from contextemb.widen import widen_model_dir
+
+    out = widen_model_dir(model, out_dir, hidden, seed=seed)
+    click.echo(f"{out}: {model} widened to {hidden} LSTM cells per layer; train it with "
+               f"`contextemb pretrain CORPUS --init {out} --out RUN`")
+
+
 @cli.command("wic-pairs")
 @click.option("--probes", "probe_file", type=click.Path(path_type=Path), help="Default: the bundled set of --language.")
 @click.option("--language", type=click.Choice(["ko", "en"]), default="ko", show_default=True)
