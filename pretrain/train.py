@@ -11,8 +11,10 @@ import contextlib
 import dataclasses
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -291,7 +293,23 @@ def _collect(results, workers, directions) -> list[DirectionSummary]:
     return summaries
 
 
+def _stop_when_parent_dies() -> None:
+    """In a spawned worker: should the parent die without stopping it (kill -9, the OOM killer), signal this
+    worker as the parent would have, so that it checkpoints and stops instead of training on, unsupervised and
+    outside the parent's directory lock, while a --resume may already be writing the same checkpoints."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch():
+        multiprocessing.connection.wait([parent.sentinel])  # ready when the parent process has ended
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="contextemb-parent-watch", daemon=True).start()
+
+
 def _direction_worker(results, args: WorkerArgs):
+    _stop_when_parent_dies()
     logger = logging.getLogger("contextemb")
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [{args.direction}] %(message)s"))

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -26,7 +28,7 @@ from contextemb.pretrain.checkpoint import read_checkpoint_state
 from contextemb.pretrain.train import pretrain
 
 from conftest import tiny_config
-from test_pretrain import assert_same_weights, straight_run, tiny_run, wait_for  # noqa: F401  (fixture)
+from test_pretrain import TESTS, assert_same_weights, straight_run, tiny_run, wait_for  # noqa: F401  (fixture)
 
 
 def _tiny(steps: int, **train) -> ModelConfig:
@@ -113,6 +115,50 @@ def test_non_finite_loss(small_corpus, tmp_path, monkeypatch, skip):
         assert summary.skipped_nonfinite == 1 and summary.step == 12
         tensors, _ = load_tensors(weights_path(out, "forward"))
         assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+
+
+def _running_children(pid: int) -> list[int]:
+    """Live processes whose parent is `pid` and that are multiprocessing's spawned workers (not its tracker)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in command:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers through /proc")
+def test_direction_workers_stop_when_pretrain_itself_is_killed(small_corpus, tmp_path):
+    """kill -9 of the parent of the two direction processes: each worker checkpoints and stops within a minute,
+    instead of training on unsupervised beside a --resume that writes the same checkpoints."""
+    out = tmp_path / "m"
+    process = subprocess.Popen([sys.executable, str(TESTS / "tiny_run.py"), str(small_corpus), str(out), "100000"],
+                               env={**os.environ, "DIRECTIONS": "forward,backward"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    for direction in ("forward", "backward"):
+        wait_for(checkpoint_path(out, direction), process, timeout=180)
+    workers = _running_children(process.pid)
+    assert len(workers) == 2, workers
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "a direction worker trained on after its parent was killed"
+    for direction in ("forward", "backward"):
+        assert read_checkpoint_state(checkpoint_path(out, direction)).step > 0
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
     python tests/tiny_run.py CORPUS OUT STEPS [--resume]
 
 CORPUS may name several files joined by os.pathsep; they are read interleaved with --mix's first weight on
-the first file (MIX=NAME=WEIGHT in the environment).
+the first file (MIX=NAME=WEIGHT in the environment). DIRECTIONS=forward,backward trains both, each in its own
+spawned process (by default only the forward model, in this process).
 """
 
 import dataclasses
@@ -25,7 +26,8 @@ def main() -> int:
     torch.set_num_threads(1)
     base = tiny_config(dropout=0.2)
     config = ModelConfig(lm=base.lm, train=dataclasses.replace(base.train, max_steps=steps, checkpoint_every=5))
-    summaries = pretrain(corpus, out, config, directions=("forward",), threads=1, progress=False,
+    directions = tuple(os.environ.get("DIRECTIONS", "forward").split(","))
+    summaries = pretrain(corpus, out, config, directions=directions, threads=1, progress=False,
                          resume="--resume" in sys.argv, mix=os.environ.get("MIX"))
     return 130 if summaries[0].interrupted else 0
 
