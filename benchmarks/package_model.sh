@@ -7,8 +7,8 @@
 # Writes RUN_DIR/final/ (the export) and RUN_DIR/scores/:
 #   nsmc-test.jsonl       bits/char of each direction on all 50,000 NSMC test reviews
 #   ko-open-heldout.jsonl the same on the first 2,000 lines of the ko-open held-out slice
-#   dev-set.jsonl/.txt    the development homograph set: 1-NN and pair accuracy per layer
-#   yeonpae.jsonl/.txt    the bundled 연패 probe, with its plot probe-연패.png
+#   dev-set.txt/.jsonl    the development homograph set: 1-NN and pair accuracy per layer (table, JSON lines)
+#   yeonpae.txt/.jsonl    the bundled 연패 probe (table, JSON lines), with its plot probe-연패.png
 #   probes-ko.txt         the bundled 12-word Korean probe set
 # Then: python -m benchmarks.model_card RUN_DIR > card.json, and
 #       contextemb export RUN_DIR/final contextemb/models/NAME --card card.json
@@ -30,10 +30,10 @@ score() {  # FILE, then the contextemb command: written to FILE.tmp first, so a 
 }
 score nsmc-test.jsonl perplexity "$run/final" "$data/nsmc-test.txt" --json
 score ko-open-heldout.jsonl perplexity "$run/final" "$data/ko-open-split/heldout.txt" --max-lines 2000 --json
-score dev-set.jsonl probe "$run/final" --dev-set --precision float32 --json
-score dev-set.txt probe "$run/final" --dev-set --precision float32
-score yeonpae.jsonl probe "$run/final" --word 연패 --precision float32 --json
-score yeonpae.txt probe "$run/final" --word 연패 --precision float32 --plot "$scores/probe-연패.png"
+# each probe runs once: the table to FILE.txt, the same figures as JSON lines to FILE.jsonl (--json-out)
+score dev-set.txt probe "$run/final" --dev-set --precision float32 --json-out "$scores/dev-set.jsonl"
+score yeonpae.txt probe "$run/final" --word 연패 --precision float32 --json-out "$scores/yeonpae.jsonl" \
+    --plot "$scores/probe-연패.png"
 score probes-ko.txt probe "$run/final" --precision float32
 echo "scores in $scores"
 exit

@@ -300,11 +300,14 @@ def similarity(model, word, first_text, second_text):
 @click.option("--w2v", "w2v_path", type=click.Path(path_type=Path), help="Word2Vec file from `contextemb word2vec`.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write heatmaps and PCA scatters here.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per word and representation.")
+@click.option("--json-out", "json_path", type=click.Path(path_type=Path),
+              help="Also write those JSON objects to this file, one per line, while printing the table.")
 @click.option("--bootstrap", type=int, default=1000, show_default=True, callback=_positive)
 @precision_option
 @quantize_alias
 @reports_errors
-def probe(model, probe_file, language, word, dev_set, w2v_path, plot_path, as_json, bootstrap, quantize, precision):
+def probe(model, probe_file, language, word, dev_set, w2v_path, plot_path, as_json, json_path, bootstrap, quantize,
+          precision):
     """Do a word's vectors group by sense? Per layer, contextual against static Word2Vec."""
     from contextemb.evaluation.probe import format_table, run_probes, summarise
     from contextemb.evaluation.probe_sets import bundled_probe_file, read_probes
@@ -326,11 +329,11 @@ def probe(model, probe_file, language, word, dev_set, w2v_path, plot_path, as_js
 
         static = StaticVectors(w2v_path, embedder.tokenizer)
     rows, grouped = run_probes(embedder, probes, static, samples=bootstrap)
+    json_lines = [json.dumps({"word": row.word, "representation": row.representation, "occurrences": row.occurrences,
+                              "senses": row.senses, **row.metrics._asdict()}, ensure_ascii=False) for row in rows]
     if as_json:
-        for row in rows:
-            click.echo(json.dumps({"word": row.word, "representation": row.representation,
-                                   "occurrences": row.occurrences, "senses": row.senses,
-                                   **row.metrics._asdict()}, ensure_ascii=False))
+        for line in json_lines:
+            click.echo(line)
     else:
         click.echo(format_table(rows))
         click.echo("\nmean over words:")
@@ -341,11 +344,17 @@ def probe(model, probe_file, language, word, dev_set, w2v_path, plot_path, as_js
         from contextemb.evaluation.dev_set import format_pairs, pair_accuracy
 
         pairs = pair_accuracy(grouped)
+        pair_lines = [json.dumps({"task": "pairs", **result._asdict()}) for result in pairs.results]
+        json_lines.extend(pair_lines)
         if as_json:
-            for result in pairs.results:
-                click.echo(json.dumps({"task": "pairs", **result._asdict()}))
+            for line in pair_lines:
+                click.echo(line)
         else:
             click.echo("\n" + format_pairs(pairs))
+    if json_path is not None:
+        from contextemb.io import atomic_write_text
+
+        atomic_write_text(json_path, "\n".join(json_lines) + "\n")
     if plot_path is not None:
         from contextemb.evaluation.plots import plot_probes
 

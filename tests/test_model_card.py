@@ -45,6 +45,17 @@ def test_the_card_reads_the_budget_and_the_scores_that_the_commands_print(tmp_pa
     assert 0 < yeonpae["mix"]["chance"] < 1
 
 
+def test_one_probe_run_prints_the_table_and_writes_the_json_lines(tmp_path, tiny_model_dir, run_cli):
+    """benchmarks/package_model.sh runs each probe once: the table on stdout, the JSON lines through --json-out."""
+    as_json = run_cli("-q", "probe", tiny_model_dir, "--word", "연패", "--json", "--bootstrap", "20")
+    both = run_cli("-q", "probe", tiny_model_dir, "--word", "연패", "--bootstrap", "20", "--json-out",
+                   tmp_path / "scores" / "yeonpae.jsonl")
+    assert as_json.exit_code == 0 and both.exit_code == 0
+    assert "mean over words:" in both.stdout and "1-NN acc" in both.stdout
+    assert (tmp_path / "scores" / "yeonpae.jsonl").read_text(encoding="utf-8") == as_json.stdout
+    assert not list((tmp_path / "scores").glob("*.tmp"))
+
+
 def test_a_run_started_from_a_model_adds_its_budget_to_the_models():
     base = {"forward": {"steps": 29000, "pieces": 56_880_074, "seconds": 10646.1},
             "backward": {"steps": 29000, "pieces": 56_879_998, "seconds": 10661.32}}
