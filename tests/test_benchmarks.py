@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import run
@@ -135,3 +136,24 @@ def test_the_inference_lstm_table_times_both_paths_in_both_precisions():
     for row in rows:
         nn_ms, ours_ms = (float(cell) for cell in row.split("|")[2:4])
         assert nn_ms > 0 and ours_ms > 0
+
+
+def test_span_pooling_variants_agree_with_the_library_and_take_each_half_from_its_own_piece(tiny_model_dir):
+    from benchmarks.span_pooling import piece_group, span_vectors
+    from contextemb import load
+    from contextemb.evaluation.probe_sets import Probe
+
+    embedder = load(tiny_model_dir, precision="float32")
+    texts = ["영화가 정말 재미있었다 배우들의 연기가 좋았다", "오늘은 날씨가 맑고 바람이 분다"]
+    probes = [Probe("w", "s", "", text, start, end)
+              for text in texts for start, end in ((0, len(text.split()[0])), (text.index(text.split()[2]), len(text)))]
+    pooled = span_vectors(embedder, probes)
+    library = np.stack(embedder.embed_spans([(p.text, p.start, p.end) for p in probes]), axis=1)
+    np.testing.assert_allclose(pooled["mean"], library, rtol=1e-5, atol=1e-6)
+    half = embedder.dim // 2
+    several = [k for k, probe in enumerate(probes) if len(piece_group(embedder, probe)) > 1]
+    assert several, "no span covers several pieces: the test would not tell the poolings apart"
+    for k in several:
+        np.testing.assert_array_equal(pooled["directional"][:, k, :half], pooled["last"][:, k, :half])
+        np.testing.assert_array_equal(pooled["directional"][:, k, half:], pooled["first"][:, k, half:])
+        assert not np.allclose(pooled["first"][:, k], pooled["last"][:, k])

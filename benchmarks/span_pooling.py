@@ -1,0 +1,107 @@
+"""Does the way a word's pieces are pooled, or a post-processing of the vectors, change homograph 1-NN?
+
+    python -m benchmarks.span_pooling MODEL                          the development set (needs ../shared)
+    python -m benchmarks.span_pooling MODEL --bundled [--word 연패]   the bundled Korean probe set
+    python -m benchmarks.span_pooling MODEL --stats-text FILE        also centred / standardised vectors
+
+One biLM pass over the occurrences (float32), then per-layer and even-mix 1-NN sense accuracy (the mean over
+words, as `contextemb probe` reports it) for each way of turning a span's pieces into one vector:
+
+    mean         the mean of the pieces' vectors (the library's default, `pool="mean"`)
+    first, last  the first or the last piece's vector
+    directional  the forward half from the last piece and the backward half from the first: the states that
+                 have read the whole word and its context (Flair's choice for its character LMs)
+
+With --stats-text, also the mean-pooled vectors minus the per-layer, per-dimension mean of the word vectors of
+FILE's first 3,000 lines (centred), and divided by their standard deviation too (standardised). FILE must not
+hold the probe sentences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+import contextemb
+from contextemb.alignment import check_span, overlapping_pieces
+from contextemb.evaluation.dev_homographs import load_dev_probes
+from contextemb.evaluation.probe import group_by_word, sense_metrics
+from contextemb.evaluation.probe_sets import Probe, bundled_probe_file, read_probes
+
+POOLINGS = ("mean", "first", "last", "directional")
+
+
+def piece_group(embedder: contextemb.Embedder, probe: Probe, encoding=None) -> list[int]:
+    """The indices of the pieces that overlap the probe's span."""
+    encoding = encoding if encoding is not None else embedder.encode(probe.text)
+    return overlapping_pieces(encoding.char_start, encoding.char_end, check_span(probe.text, probe.start, probe.end))
+
+
+def span_vectors(embedder: contextemb.Embedder, probes: Sequence[Probe]) -> dict[str, np.ndarray]:
+    """pooling name -> (layers, occurrences, dim) vectors of every probe's span."""
+    encodings = [embedder.encode(probe.text) for probe in probes]
+    with torch.inference_mode():
+        piece_vectors = embedder.piece_vectors(encodings)  # per probe (layers, pieces, dim)
+    half = embedder.dim // 2  # [forward; backward]
+    pooled: dict[str, list[np.ndarray]] = {name: [] for name in POOLINGS}
+    for probe, encoding, vectors in zip(probes, encodings, piece_vectors):
+        vectors = vectors.float().cpu().numpy()
+        group = piece_group(embedder, probe, encoding)
+        pooled["mean"].append(vectors[:, group].mean(axis=1))
+        pooled["first"].append(vectors[:, group[0]])
+        pooled["last"].append(vectors[:, group[-1]])
+        pooled["directional"].append(np.concatenate([vectors[:, group[-1], :half], vectors[:, group[0], half:]], -1))
+    return {name: np.stack(rows, axis=1) for name, rows in pooled.items()}
+
+
+def accuracy_row(vectors: np.ndarray, probes: Sequence[Probe]) -> list[float]:
+    """Per layer and the even mix: the mean over words of 1-NN sense accuracy; vectors (layers, n, dim)."""
+    groups = group_by_word(probes)
+    row = []
+    for matrix in [*vectors, vectors.mean(axis=0)]:
+        row.append(float(np.mean([sense_metrics(matrix[indices], [probes[i].sense for i in indices],
+                                                samples=1).accuracy
+                                  for indices in groups.values()])))
+    return row
+
+
+def layer_statistics(embedder: contextemb.Embedder, path: Path, lines: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer and dimension, the mean and standard deviation (layers, 1, dim) of the word vectors of the
+    first `lines` non-blank lines of path."""
+    with path.open(encoding="utf-8") as handle:
+        texts = [line.strip() for line in itertools.islice(handle, lines) if line.strip()]
+    words = np.concatenate([text.vectors for text in embedder.embed(texts) if text.vectors.shape[1]], axis=1)
+    return words.mean(axis=1, keepdims=True), words.std(axis=1, keepdims=True) + 1e-6
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model")
+    parser.add_argument("--bundled", action="store_true", help="the bundled Korean probe set, not the dev set")
+    parser.add_argument("--word", help="only this word's occurrences")
+    parser.add_argument("--stats-text", type=Path, help="also centred and standardised vectors, by this text")
+    args = parser.parse_args(argv)
+    embedder = contextemb.load(args.model, precision="float32")
+    probes = read_probes(bundled_probe_file("ko"), word=args.word) if args.bundled else load_dev_probes(word=args.word)
+    pooled = span_vectors(embedder, probes)
+    several = sum(len(piece_group(embedder, probe)) > 1 for probe in probes)
+    print(f"{args.model}: {len(probes)} occurrences of {len(group_by_word(probes))} words, "
+          f"{several} spanning several pieces")
+    layers = pooled["mean"].shape[0]
+    print(f"{'vectors':12s} " + " ".join(f"{f'layer {k}':>7s}" for k in range(layers)) + f" {'mix':>7s}")
+    rows = dict(pooled)
+    if args.stats_text is not None:
+        mean, std = layer_statistics(embedder, args.stats_text)
+        rows["centred"] = pooled["mean"] - mean
+        rows["standardised"] = (pooled["mean"] - mean) / std
+    for name, vectors in rows.items():
+        print(f"{name:12s} " + " ".join(f"{value:7.3f}" for value in accuracy_row(vectors, probes)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
