@@ -457,6 +457,9 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
                    "(the best epoch is kept).")
 @click.option("--layer-norm", is_flag=True,
               help="Normalise each biLM layer before the learned mix (ELMo's option for layers of different scales).")
+@click.option("--output-mix", is_flag=True,
+              help="Also a second learned mix of the biLM's layers beside the classifier's BiLSTM states, before "
+                   "pooling (ELMo's 'ELMo at the output'); for the kinds that read the biLM.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="float32",
               show_default=True, help="The biLM's arithmetic for the features (float32: the same on every CPU).")
@@ -466,7 +469,7 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @reports_errors
 def classify(model, train_path, test_path, text_column, label_column, feature_values, w2v_path, max_train, max_test,
-             epochs, patience, layer_norm, seed, precision, threads, as_json, no_progress):
+             epochs, patience, layer_norm, output_mix, seed, precision, threads, as_json, no_progress):
     """Train a classifier over frozen word features (the biLM's learned layer mix, Word2Vec, or both);
     report test accuracy and the learned weights."""
     from contextemb.evaluation.classify import classify as run_classify
@@ -477,6 +480,8 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
 
     default = ["mix", "static"] if w2v_path is not None else ["mix"]
     kinds = parse_feature_kinds(feature_values or default)
+    if output_mix and not any("mix" in kind for kind in kinds):
+        raise UserError("--output-mix needs a kind that reads the biLM (mix or static+mix)")
     embedder = load(model, precision=precision, threads=threads)
     static = None if w2v_path is None else StaticVectors(w2v_path, embedder.tokenizer)
     train_texts, train_labels = read_labelled(train_path, text_column, label_column, max_train)
@@ -489,13 +494,16 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
         weights = ", ".join(f"{w:.3f}" for w in result.layer_weights)
         mix = f"  layer weights [{weights}] gamma {result.gamma:.3f}" if result.gamma is not None else ""
         scale = f"  static gamma {result.static_gamma:.3f}" if result.static_gamma is not None else ""
+        if result.output_gamma is not None:
+            scale += (f"  output mix [{', '.join(f'{w:.3f}' for w in result.output_layer_weights)}] "
+                      f"gamma {result.output_gamma:.3f}")
         click.echo(f"{result.name:10s} test accuracy {result.test_accuracy:.4f}  (dev {result.dev_accuracy:.4f}, "
                    f"epoch {result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s, "
                    f"input {result.input_dim}){mix}{scale}")
 
     report = run_classify(embedder, kinds, train_texts, train_labels, test_texts, test_labels, static=static,
                           epochs=epochs, patience=patience, seed=seed, layer_norm=layer_norm,
-                          progress=not no_progress, on_result=show)
+                          output_mix=output_mix, progress=not no_progress, on_result=show)
     if not as_json:
         click.echo(f"({len(train_texts)} train rows, {len(test_texts)} test rows; features: biLM "
                    f"{report.contextual_seconds:.0f} s, Word2Vec {report.static_seconds:.0f} s)")

@@ -8,6 +8,9 @@ Three kinds of input per word k (`FeatureKind`):
 
     word inputs -> dropout -> BiLSTM (128 per direction) -> max-pool over words -> linear -> class logits
 
+With output_mix (ELMo's section 3.3: "include ELMo at the output of the task RNN"), a second ScalarMix with its
+own weights and scale is concatenated to each word's BiLSTM state before the max-pool: [h_k; ELMo'_k].
+
 The biLM and Word2Vec are frozen, so each text's word vectors are computed once (float16, in memory) and the
 classifier trains on them; only the mix, the scales, the BiLSTM and the output layer learn. Early stopping on
 a held-out split of train (10% by default) picks the epoch.
@@ -184,20 +187,25 @@ class Batch(NamedTuple):
 
 class SequenceClassifier(nn.Module):
     """[gamma_x * x_k ; ScalarMix(h_k)] -> dropout -> BiLSTM -> max-pool -> linear; either part may be absent.
-    layer_norm: normalise each biLM layer before mixing (ELMo's option where the layers' scales differ)."""
+    layer_norm: normalise each biLM layer before mixing (ELMo's option where the layers' scales differ).
+    output_mix: a second ScalarMix of the biLM layers beside each BiLSTM state, [s_k; ScalarMix'(h_k)], before
+    the max-pool (needs contextual inputs)."""
 
     def __init__(self, num_layers: int, contextual_dim: int, static_dim: int, num_classes: int,
-                 hidden: int = 128, dropout: float = 0.3, layer_norm: bool = False):
+                 hidden: int = 128, dropout: float = 0.3, layer_norm: bool = False, output_mix: bool = False):
         super().__init__()
         if contextual_dim + static_dim < 1:
             raise ValueError("the classifier needs contextual or static inputs")
+        if output_mix and not contextual_dim:
+            raise ConfigError("the output mix needs the biLM's layers (mix or static+mix features)")
         self.mix = ScalarMix(num_layers, layer_norm=layer_norm) if contextual_dim else None
+        self.output_mix = ScalarMix(num_layers, layer_norm=layer_norm) if output_mix else None
         # a learned scale for the static vectors, as gamma is for the mix: Word2Vec's vectors are small
         self.static_gamma = nn.Parameter(torch.tensor(1.0)) if static_dim else None
         self.input_dim = contextual_dim + static_dim
         self.dropout = nn.Dropout(dropout)
         self.lstm = nn.LSTM(self.input_dim, hidden, batch_first=True, bidirectional=True)
-        self.output = nn.Linear(2 * hidden, num_classes)
+        self.output = nn.Linear(2 * hidden + (contextual_dim if output_mix else 0), num_classes)
 
     def word_inputs(self, batch: Batch) -> Tensor:
         """(batch, words, input_dim): the static part first, then the mix (ELMo's [x_k; ELMo_k])."""
@@ -211,6 +219,8 @@ class SequenceClassifier(nn.Module):
     def forward(self, batch: Batch) -> Tensor:
         """-> (batch, classes) logits."""
         states, _ = self.lstm(self.dropout(self.word_inputs(batch)))  # (batch, words, 2 * hidden)
+        if self.output_mix is not None:  # (batch, words, 2 * hidden + contextual_dim)
+            states = torch.cat([states, self.dropout(self.output_mix(batch.contextual, batch.mask))], dim=-1)
         states = states.masked_fill(~batch.mask.unsqueeze(-1), float("-inf"))
         return self.output(self.dropout(states.max(dim=1).values))
 
@@ -227,6 +237,8 @@ class ClassifierResult(NamedTuple):
     static_gamma: Optional[float]  # the Word2Vec vectors' scale; None without them
     seconds: float  # training and testing, not computing the features
     layer_norm: bool = False  # whether each biLM layer was normalised before the mix
+    output_layer_weights: list[float] = []  # softmax of the output mix's scalars; [] without an output mix
+    output_gamma: Optional[float] = None  # the output mix's scale; None without one
 
 
 def _accuracy(model: SequenceClassifier, features: WordFeatures, labels: np.ndarray, batch_size: int = 256) -> float:
@@ -268,8 +280,9 @@ def _label_ids(train_labels: Sequence[str], test_labels: Sequence[str]) -> tuple
 def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], test: WordFeatures,
                    test_labels: Sequence[str], *, epochs: int = 6, patience: int = 1, batch_size: int = 64,
                    lr: float = 1e-3, dev_fraction: float = 0.1, seed: int = 0, layer_norm: bool = False,
-                   progress: bool = True) -> ClassifierResult:
-    """Train on train (minus a dev split for early stopping) and report test accuracy and the learned mix."""
+                   output_mix: bool = False, progress: bool = True) -> ClassifierResult:
+    """Train on train (minus a dev split for early stopping) and report test accuracy and the learned mix.
+    output_mix applies where train has the biLM's layers; a static-only classifier has none."""
     started = time.perf_counter()
     num_classes, y_train, y_test = _label_ids(train_labels, test_labels)
     rng = np.random.default_rng(seed)
@@ -279,7 +292,7 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
     dev_ids, fit_ids = permutation[:dev_size], permutation[dev_size:]
     dev = train.subset(dev_ids)
     model = SequenceClassifier(train.num_layers, train.contextual_dim, train.static_dim, num_classes,
-                               layer_norm=layer_norm)
+                               layer_norm=layer_norm, output_mix=output_mix and train.num_layers > 0)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     best_accuracy, best_epoch, best_state, epoch = -1.0, 0, None, 0
     for epoch in range(1, epochs + 1):
@@ -304,10 +317,14 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
         [] if model.mix is None else model.mix.weights.detach().tolist(),
         None if model.mix is None else float(model.mix.gamma.detach()),
         None if model.static_gamma is None else float(model.static_gamma.detach()),
-        time.perf_counter() - started, layer_norm)
-    log.info("%s: test accuracy %.4f (best epoch %d of %d, %.0f s), layer weights %s, gamma %s, static gamma %s",
-             name, result.test_accuracy, best_epoch, epoch, result.seconds,
-             [round(w, 3) for w in result.layer_weights], result.gamma, result.static_gamma)
+        time.perf_counter() - started, layer_norm,
+        [] if model.output_mix is None else model.output_mix.weights.detach().tolist(),
+        None if model.output_mix is None else float(model.output_mix.gamma.detach()))
+    log.info("%s: test accuracy %.4f (best epoch %d of %d, %.0f s), layer weights %s, gamma %s, static gamma %s"
+             "%s", name, result.test_accuracy, best_epoch, epoch, result.seconds,
+             [round(w, 3) for w in result.layer_weights], result.gamma, result.static_gamma,
+             f", output mix weights {[round(w, 3) for w in result.output_layer_weights]} gamma {result.output_gamma}"
+             if model.output_mix is not None else "")
     return result
 
 
@@ -320,7 +337,7 @@ class ClassifyReport(NamedTuple):
 def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequence[str],
              train_labels: Sequence[str], test_texts: Sequence[str], test_labels: Sequence[str], *,
              static: Optional[StaticVectors] = None, epochs: int = 6, patience: int = 1, seed: int = 0,
-             layer_norm: bool = False, progress: bool = True,
+             layer_norm: bool = False, output_mix: bool = False, progress: bool = True,
              on_result: Optional[Callable[[ClassifierResult], None]] = None) -> ClassifyReport:
     """Train and test one classifier per feature kind; each kind's features are computed once and shared.
     on_result, if given, is called with each kind's result as soon as it is done (runs take hours on a CPU)."""
@@ -344,7 +361,8 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
         train, test = (WordFeatures.of_kind(kind, contextual.get(split), static_vectors.get(split))
                        for split in ("train", "test"))
         results.append(train_and_test(kind, train, train_labels, test, test_labels, epochs=epochs,
-                                      patience=patience, seed=seed, layer_norm=layer_norm, progress=progress))
+                                      patience=patience, seed=seed, layer_norm=layer_norm, output_mix=output_mix,
+                                      progress=progress))
         if on_result is not None:
             on_result(results[-1])
     return ClassifyReport(results, contextual_seconds, static_seconds)

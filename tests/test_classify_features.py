@@ -162,3 +162,43 @@ def test_cli_layer_norm_is_reported(run_cli, tiny_model_dir, labelled):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["layer_norm"] is True and len(report["layer_weights"]) == 3
+
+
+def test_the_output_mix_carries_the_biLM_layers_past_the_classifier_lstm():
+    """ELMo at the output: with output_mix, the logits still depend on the biLM's layers when the BiLSTM's
+    input mix is switched off (gamma 0); without it they cannot. The output mix learns its own weights."""
+    from contextemb.evaluation.classify import Batch, SequenceClassifier
+
+    torch.manual_seed(0)
+    layers = torch.randn(3, 2, 4, 8)  # (layers, batch, words, dim)
+    mask = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    for output_mix in (True, False):
+        model = SequenceClassifier(3, 8, 0, 2, output_mix=output_mix).eval()
+        with torch.no_grad():
+            model.mix.gamma.zero_()
+        logits = model(Batch(layers, None, mask))
+        changed = model(Batch(layers * 3.0 + 1.0, None, mask))
+        assert torch.allclose(logits, changed) is not output_mix
+    model = SequenceClassifier(3, 8, 0, 2, output_mix=True)
+    loss = torch.nn.functional.cross_entropy(model(Batch(layers, None, mask)), torch.tensor([0, 1]))
+    loss.backward()
+    assert model.output_mix.scalar_parameters.grad.abs().sum() > 0 and model.output_mix.gamma.grad.abs() > 0
+    with pytest.raises(ConfigError, match="output mix"):
+        SequenceClassifier(3, 0, 16, 2, output_mix=True)
+
+
+def test_cli_output_mix_is_reported_for_the_kinds_that_read_the_biLM(run_cli, tiny_model_dir, labelled, w2v_path):
+    result = run_cli("classify", tiny_model_dir, "--train", labelled[0], "--test", labelled[1], "--w2v", w2v_path,
+                     "--features", "static,static+mix", "--output-mix", "--epochs", "1", "--max-train", "60",
+                     "--json")
+    assert result.exit_code == 0, result.output
+    static, both = (json.loads(line) for line in result.stdout.splitlines())
+    assert static["output_layer_weights"] == [] and static["output_gamma"] is None
+    assert len(both["output_layer_weights"]) == 3 and both["output_gamma"] is not None
+    assert abs(sum(both["output_layer_weights"]) - 1.0) < 1e-5
+
+
+def test_cli_refuses_an_output_mix_without_the_biLM(run_cli, tiny_model_dir, labelled, w2v_path):
+    result = run_cli("classify", tiny_model_dir, "--train", labelled[0], "--test", labelled[1], "--w2v", w2v_path,
+                     "--features", "static", "--output-mix")
+    assert result.exit_code != 0 and "--output-mix needs" in result.output
