@@ -79,6 +79,13 @@ class LMConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if list(self.adaptive_cutoffs) != sorted(self.adaptive_cutoffs) or not all(0 < c < 1 for c in self.adaptive_cutoffs):
             raise ConfigError(f"adaptive_cutoffs must be increasing fractions in (0, 1), got {self.adaptive_cutoffs!r}")
+        smallest = self.adaptive_div_value ** len(self.adaptive_cutoffs)
+        if self.softmax == "adaptive" and int(self.projection // smallest) < 1:
+            # the adaptive softmax's last cluster reads projection // div ** clusters inputs: zero would leave
+            # its pieces predicted from a bias alone
+            raise ConfigError(f"projection {self.projection} is too small for the adaptive softmax's "
+                              f"{len(self.adaptive_cutoffs)} clusters (div value {self.adaptive_div_value:g}): "
+                              f"use a projection of at least {int(smallest)}, or --softmax full")
 
     @property
     def num_pieces(self) -> int:

@@ -78,6 +78,16 @@ def test_bad_numbers(run_cli, tmp_path, small_corpus):
     assert result.exit_code == 2 and "Traceback" not in result.stderr
 
 
+def test_a_projection_too_small_for_the_adaptive_softmax_is_refused_before_training(run_cli, tmp_path, small_corpus):
+    """Its last cluster would read projection // 16 = 0 inputs and predict its pieces from a bias alone."""
+    result = run_cli("pretrain", small_corpus, "--out", tmp_path / "m", "--hidden", "32", "--proj", "12")
+    assert result.exit_code != 0 and "too small for the adaptive softmax" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+    accepted = run_cli("pretrain", small_corpus, "--out", tmp_path / "full", "--hidden", "32", "--proj", "12",
+                       "--softmax", "full", "--vocab-size", "800", "--max-steps", "2", "--no-progress")
+    assert accepted.exit_code == 0, accepted.output
+
+
 def _dirty_corpus(small_corpus, kind: str) -> bytes:
     lines = small_corpus.read_bytes().splitlines()
     if kind == "invalid-utf8":

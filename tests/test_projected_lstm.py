@@ -87,7 +87,7 @@ def _tiny_language_model() -> LanguageModel:
     """A char-CNN LM with an adaptive softmax, small enough for a test, and a random character table."""
     torch.manual_seed(4)
     config = LMConfig(input="char-cnn", vocab_size=60, pieces=60, chars=20, max_chars=8, char_dim=4,
-                      filters=((1, 4), (3, 8)), highway_layers=1, hidden=24, projection=12, dropout=0.0)
+                      filters=((1, 4), (3, 8)), highway_layers=1, hidden=24, projection=16, dropout=0.0)
     lengths = torch.randint(1, 9, (60,))
     table = torch.randint(1, 20, (60, 8)) * (torch.arange(8) < lengths[:, None])  # padding (0) at the end
     return LanguageModel(config, table).train()
