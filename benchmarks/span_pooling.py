@@ -36,27 +36,28 @@ from contextemb.evaluation.probe_sets import Probe, bundled_probe_file, read_pro
 POOLINGS = ("mean", "first", "last", "directional")
 
 
-def piece_group(embedder: contextemb.Embedder, probe: Probe, encoding=None) -> list[int]:
-    """The indices of the pieces that overlap the probe's span."""
-    encoding = encoding if encoding is not None else embedder.encode(probe.text)
+def piece_group(probe: Probe, encoding) -> list[int]:
+    """The indices of the pieces of `encoding` (the probe text's) that overlap the probe's span."""
     return overlapping_pieces(encoding.char_start, encoding.char_end, check_span(probe.text, probe.start, probe.end))
 
 
-def span_vectors(embedder: contextemb.Embedder, probes: Sequence[Probe]) -> dict[str, np.ndarray]:
-    """pooling name -> (layers, occurrences, dim) vectors of every probe's span."""
+def span_vectors(embedder: contextemb.Embedder, probes: Sequence[Probe]) -> tuple[dict[str, np.ndarray], list[int]]:
+    """(pooling name -> (layers, occurrences, dim) vectors of every probe's span, each span's number of pieces)."""
     encodings = [embedder.encode(probe.text) for probe in probes]
     with torch.inference_mode():
         piece_vectors = embedder.piece_vectors(encodings)  # per probe (layers, pieces, dim)
     half = embedder.dim // 2  # [forward; backward]
     pooled: dict[str, list[np.ndarray]] = {name: [] for name in POOLINGS}
+    sizes = []
     for probe, encoding, vectors in zip(probes, encodings, piece_vectors):
         vectors = vectors.float().cpu().numpy()
-        group = piece_group(embedder, probe, encoding)
+        group = piece_group(probe, encoding)
+        sizes.append(len(group))
         pooled["mean"].append(vectors[:, group].mean(axis=1))
         pooled["first"].append(vectors[:, group[0]])
         pooled["last"].append(vectors[:, group[-1]])
         pooled["directional"].append(np.concatenate([vectors[:, group[-1], :half], vectors[:, group[0], half:]], -1))
-    return {name: np.stack(rows, axis=1) for name, rows in pooled.items()}
+    return {name: np.stack(rows, axis=1) for name, rows in pooled.items()}, sizes
 
 
 def accuracy_row(vectors: np.ndarray, probes: Sequence[Probe]) -> list[float]:
@@ -88,10 +89,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     embedder = contextemb.load(args.model, precision="float32")
     probes = read_probes(bundled_probe_file("ko"), word=args.word) if args.bundled else load_dev_probes(word=args.word)
-    pooled = span_vectors(embedder, probes)
-    several = sum(len(piece_group(embedder, probe)) > 1 for probe in probes)
+    pooled, sizes = span_vectors(embedder, probes)
     print(f"{args.model}: {len(probes)} occurrences of {len(group_by_word(probes))} words, "
-          f"{several} spanning several pieces")
+          f"{sum(size > 1 for size in sizes)} spanning several pieces")
     layers = pooled["mean"].shape[0]
     print(f"{'vectors':12s} " + " ".join(f"{f'layer {k}':>7s}" for k in range(layers)) + f" {'mix':>7s}")
     rows = dict(pooled)

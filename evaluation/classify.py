@@ -343,6 +343,8 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
     on_result, if given, is called with each kind's result as soon as it is done (runs take hours on a CPU)."""
     if any("static" in kind for kind in kinds) and static is None:
         raise ConfigError("the static and static+mix features need Word2Vec vectors (--w2v)")
+    if output_mix and not any("mix" in kind for kind in kinds):
+        raise ConfigError("the output mix needs a kind that reads the biLM's layers (mix or static+mix)")
     started = time.perf_counter()
     contextual = {}
     if any("mix" in kind for kind in kinds):

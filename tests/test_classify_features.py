@@ -202,3 +202,11 @@ def test_cli_refuses_an_output_mix_without_the_biLM(run_cli, tiny_model_dir, lab
     result = run_cli("classify", tiny_model_dir, "--train", labelled[0], "--test", labelled[1], "--w2v", w2v_path,
                      "--features", "static", "--output-mix")
     assert result.exit_code != 0 and "--output-mix needs" in result.output
+
+
+def test_library_refuses_an_output_mix_without_the_biLM(tiny_model_dir, w2v_path):
+    embedder = load(tiny_model_dir, precision="float32")
+    static = StaticVectors(w2v_path, embedder.tokenizer)
+    with pytest.raises(ConfigError, match="output mix"):
+        classify(embedder, ("static",), ["좋다"] * 4, ["1", "0"] * 2, ["좋다"] * 2, ["1", "0"], static=static,
+                 output_mix=True)
