@@ -460,6 +460,13 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--output-mix", is_flag=True,
               help="Also a second learned mix of the biLM's layers beside the classifier's BiLSTM states, before "
                    "pooling (ELMo's 'ELMo at the output'); for the kinds that read the biLM.")
+@click.option("--finetune-bilm", is_flag=True,
+              help="Train the biLM's LSTM layers with the classifier (task fine-tuning, past ELMo's frozen recipe) "
+                   "instead of reading frozen vectors; much slower. Needs --precision float32.")
+@click.option("--bilm-lr", type=float, default=1e-4, show_default=True,
+              help="With --finetune-bilm: the LSTMs' learning rate (warmed up over the first 500 steps).")
+@click.option("--batch-size", type=int, default=64, show_default=True, callback=_positive,
+              help="Texts per classifier step.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="float32",
               show_default=True, help="The biLM's arithmetic for the features (float32: the same on every CPU).")
@@ -469,7 +476,8 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @reports_errors
 def classify(model, train_path, test_path, text_column, label_column, feature_values, w2v_path, max_train, max_test,
-             epochs, patience, layer_norm, output_mix, seed, precision, threads, as_json, no_progress):
+             epochs, patience, layer_norm, output_mix, finetune_bilm, bilm_lr, batch_size, seed, precision, threads,
+             as_json, no_progress):
     """Train a classifier over frozen word features (the biLM's learned layer mix, Word2Vec, or both);
     report test accuracy and the learned weights."""
     from contextemb.evaluation.classify import classify as run_classify
@@ -482,6 +490,12 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
     kinds = parse_feature_kinds(feature_values or default)
     if output_mix and not any("mix" in kind for kind in kinds):
         raise UserError("--output-mix needs a kind that reads the biLM (mix or static+mix)")
+    if finetune_bilm and not any("mix" in kind for kind in kinds):
+        raise UserError("--finetune-bilm needs a kind that reads the biLM (mix or static+mix)")
+    if finetune_bilm and precision != "float32":
+        raise UserError(f"--finetune-bilm trains the biLM in float32; --precision {precision} is for frozen features")
+    if not bilm_lr > 0:
+        raise UserError(f"--bilm-lr must be > 0, got {bilm_lr}")
     embedder = load(model, precision=precision, threads=threads)
     static = None if w2v_path is None else StaticVectors(w2v_path, embedder.tokenizer)
     train_texts, train_labels = read_labelled(train_path, text_column, label_column, max_train)
@@ -497,13 +511,16 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
         if result.output_gamma is not None:
             scale += (f"  output mix [{', '.join(f'{w:.3f}' for w in result.output_layer_weights)}] "
                       f"gamma {result.output_gamma:.3f}")
+        if result.bilm_lr is not None:
+            scale += f"  biLM fine-tuned (lr {result.bilm_lr:g})"
         click.echo(f"{result.name:10s} test accuracy {result.test_accuracy:.4f}  (dev {result.dev_accuracy:.4f}, "
                    f"epoch {result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s, "
                    f"input {result.input_dim}){mix}{scale}")
 
     report = run_classify(embedder, kinds, train_texts, train_labels, test_texts, test_labels, static=static,
                           epochs=epochs, patience=patience, seed=seed, layer_norm=layer_norm,
-                          output_mix=output_mix, progress=not no_progress, on_result=show)
+                          output_mix=output_mix, finetune_bilm=finetune_bilm, bilm_lr=bilm_lr, batch_size=batch_size,
+                          progress=not no_progress, on_result=show)
     if not as_json:
         click.echo(f"({len(train_texts)} train rows, {len(test_texts)} test rows; features: biLM "
                    f"{report.contextual_seconds:.0f} s, Word2Vec {report.static_seconds:.0f} s)")

@@ -100,13 +100,18 @@ class CharCNN(nn.Module):
 
     def forward(self, piece_ids: Tensor) -> Tensor:
         """piece_ids: (batch, seq) int64 -> (batch, seq, projection)."""
-        if self.cache is not None and not torch.is_grad_enabled():
+        if self.cache is not None and not (torch.is_grad_enabled() and self.trainable):
             return self.cache[piece_ids]
         distinct, inverse = torch.unique(piece_ids, return_inverse=True)
         # training: convolving by length groups saves time; inference keeps one group (and mostly the cache)
         return self.encode_pieces(distinct, by_length=torch.is_grad_enabled())[inverse]
 
-    cache: Optional[Tensor] = None  # (vocab, projection): the output for every piece, for inference only
+    cache: Optional[Tensor] = None  # (vocab, projection): the output for every piece, while the weights cannot change
+
+    @property
+    def trainable(self) -> bool:
+        """Whether any of the CNN's weights can learn (a frozen CNN keeps using its cache, gradients or not)."""
+        return any(parameter.requires_grad for parameter in self.parameters())
 
     def build_cache(self, chunk: int = 2048) -> None:
         """Run the CNN once over the whole vocabulary (as ELMo's vocab_to_cache does): afterwards inference is
@@ -116,7 +121,7 @@ class CharCNN(nn.Module):
             self.cache = torch.cat([self.encode_pieces(ids[i:i + chunk]) for i in range(0, len(ids), chunk)])
 
     def train(self, mode: bool = True) -> "CharCNN":
-        if mode and any(parameter.requires_grad for parameter in self.parameters()):
+        if mode and self.trainable:
             self.cache = None
         return super().train(mode)
 

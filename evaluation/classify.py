@@ -14,6 +14,9 @@ own weights and scale is concatenated to each word's BiLSTM state before the max
 The biLM and Word2Vec are frozen, so each text's word vectors are computed once (float16, in memory) and the
 classifier trains on them; only the mix, the scales, the BiLSTM and the output layer learn. Early stopping on
 a held-out split of train (10% by default) picks the epoch.
+
+With finetune_bilm, the biLM's LSTMs learn too (contextemb.evaluation.task_finetune): each text is kept as its
+pieces and the biLM runs on every batch, with gradients.
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ from tqdm import tqdm
 
 from contextemb.alignment import word_spans
 from contextemb.batching import sort_by_length
+from contextemb.bilm import BiLM
 from contextemb.embedder import Embedder
 from contextemb.errors import ConfigError, DataFormatError
 from contextemb.scalar_mix import ScalarMix
 
 from .probe_sets import read_tsv
+from .task_finetune import FineTunedClassifier, PieceBatch, TextPieces, lstm_parameters, text_pieces, \
+    trainable_copy, warmup_schedule
 from .word2vec import StaticVectors
 
 log = logging.getLogger(__name__)
@@ -109,15 +115,26 @@ def static_features(static: StaticVectors, texts: Sequence[str]) -> list[np.ndar
 
 @dataclass(frozen=True)
 class WordFeatures:
-    """Frozen word vectors of a list of texts. contextual: per text (layers, words, dim) float16, or None;
-    static: per text (words, static_dim) float16, or None. Both given: the same words in each text."""
+    """Word features of a list of texts. contextual: per text (layers, words, dim) float16 frozen biLM vectors, or
+    None; static: per text (words, static_dim) float16, or None; pieces: instead of contextual, the texts' pieces
+    for a biLM that runs with the classifier (task fine-tuning), or None. Two given: the same words in each text."""
 
     contextual: Optional[Sequence[np.ndarray]] = None
     static: Optional[Sequence[np.ndarray]] = None
+    pieces: Optional[TextPieces] = None
 
     def __post_init__(self):
-        if self.contextual is None and self.static is None:
-            raise ValueError("WordFeatures needs contextual or static vectors")
+        if self.contextual is None and self.static is None and self.pieces is None:
+            raise ValueError("WordFeatures needs contextual or static vectors, or pieces")
+        if self.contextual is not None and self.pieces is not None:
+            raise ValueError("WordFeatures takes frozen contextual vectors or pieces, not both")
+        if self.pieces is not None and self.static is not None:
+            if len(self.pieces) != len(self.static):
+                raise ValueError(f"{len(self.pieces)} texts of pieces against {len(self.static)} static texts")
+            for index, words in enumerate(self.static):
+                if self.pieces.num_words(index) != words.shape[0]:
+                    raise DataFormatError(f"text {index}: {self.pieces.num_words(index)} biLM words against "
+                                          f"{words.shape[0]} Word2Vec words")
         if self.contextual is not None and self.static is not None:
             if len(self.contextual) != len(self.static):
                 raise ValueError(f"{len(self.contextual)} contextual against {len(self.static)} static texts")
@@ -127,27 +144,42 @@ class WordFeatures:
                                           f"{words.shape[0]} Word2Vec words")
 
     @classmethod
-    def of_kind(cls, kind: FeatureKind, contextual=None, static=None) -> "WordFeatures":
-        """The features `kind` reads: mix the contextual ones, static the static ones, static+mix both."""
+    def of_kind(cls, kind: FeatureKind, contextual=None, static=None,
+                pieces: Optional[TextPieces] = None) -> "WordFeatures":
+        """The features `kind` reads: mix the contextual ones (or the pieces), static the static ones,
+        static+mix both."""
         if kind not in FEATURE_KINDS:
             raise ConfigError(f"unknown feature kind {kind!r}; choose from {', '.join(FEATURE_KINDS)}")
         if kind == "static+mix":
             # a text the tokenizer reduces to nothing (only zero-width characters, say) has no biLM words
-            static = [words if layers.shape[1] else words[:0] for layers, words in zip(contextual, static)]
-        return cls(contextual if "mix" in kind else None, static if "static" in kind else None)
+            if pieces is not None:
+                static = [words if pieces.num_words(index) else words[:0] for index, words in enumerate(static)]
+            else:
+                static = [words if layers.shape[1] else words[:0] for layers, words in zip(contextual, static)]
+        reads_bilm = "mix" in kind
+        return cls(contextual if reads_bilm and pieces is None else None, static if "static" in kind else None,
+                   pieces if reads_bilm else None)
 
     def __len__(self) -> int:
-        return len(self.contextual if self.contextual is not None else self.static)
+        if self.contextual is not None:
+            return len(self.contextual)
+        return len(self.pieces if self.pieces is not None else self.static)
 
     def num_words(self, index: int) -> int:
-        return self.contextual[index].shape[1] if self.contextual is not None else self.static[index].shape[0]
+        if self.contextual is not None:
+            return self.contextual[index].shape[1]
+        return self.pieces.num_words(index) if self.pieces is not None else self.static[index].shape[0]
 
     @property
     def num_layers(self) -> int:
+        if self.pieces is not None:
+            return self.pieces.num_layers
         return 0 if self.contextual is None else self.contextual[0].shape[0]
 
     @property
     def contextual_dim(self) -> int:
+        if self.pieces is not None:
+            return self.pieces.dim
         return 0 if self.contextual is None else self.contextual[0].shape[2]
 
     @property
@@ -156,7 +188,8 @@ class WordFeatures:
 
     def subset(self, indices: Sequence[int]) -> "WordFeatures":
         pick = lambda items: None if items is None else [items[i] for i in indices]  # noqa: E731
-        return WordFeatures(pick(self.contextual), pick(self.static))
+        return WordFeatures(pick(self.contextual), pick(self.static),
+                            None if self.pieces is None else self.pieces.subset(indices))
 
     def batch(self, indices: Sequence[int]) -> "Batch":
         """Pad the texts `indices` to their longest; an empty text gets one zero word (max-pool needs one)."""
@@ -173,16 +206,19 @@ class WordFeatures:
             if static is not None:
                 static[row, :words] = self.static[index]
         as_tensor = lambda array: None if array is None else torch.from_numpy(array)  # noqa: E731
-        return Batch(as_tensor(contextual), as_tensor(static), torch.from_numpy(mask))
+        pieces = None if self.pieces is None else self.pieces.batch(indices, width)
+        return Batch(as_tensor(contextual), as_tensor(static), torch.from_numpy(mask), pieces)
 
 
 class Batch(NamedTuple):
     """contextual: (layers, batch, words, dim) float32 or None; static: (batch, words, static_dim) float32 or
-    None; mask: (batch, words) bool, True on real words. Padding is zero."""
+    None; mask: (batch, words) bool, True on real words. Padding is zero. pieces: for a fine-tuned biLM, which
+    fills in contextual (task_finetune.FineTunedClassifier), or None."""
 
     contextual: Optional[Tensor]
     static: Optional[Tensor]
     mask: Tensor
+    pieces: Optional[PieceBatch] = None
 
 
 class SequenceClassifier(nn.Module):
@@ -239,9 +275,10 @@ class ClassifierResult(NamedTuple):
     layer_norm: bool = False  # whether each biLM layer was normalised before the mix
     output_layer_weights: list[float] = []  # softmax of the output mix's scalars; [] without an output mix
     output_gamma: Optional[float] = None  # the output mix's scale; None without one
+    bilm_lr: Optional[float] = None  # the biLM's LSTMs learned at this rate with the classifier; None: frozen
 
 
-def _accuracy(model: SequenceClassifier, features: WordFeatures, labels: np.ndarray, batch_size: int = 256) -> float:
+def _accuracy(model: nn.Module, features: WordFeatures, labels: np.ndarray, batch_size: int = 256) -> float:
     model.eval()
     order = sort_by_length([features.num_words(index) for index in range(len(features))])
     correct = 0
@@ -280,9 +317,15 @@ def _label_ids(train_labels: Sequence[str], test_labels: Sequence[str]) -> tuple
 def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], test: WordFeatures,
                    test_labels: Sequence[str], *, epochs: int = 6, patience: int = 1, batch_size: int = 64,
                    lr: float = 1e-3, dev_fraction: float = 0.1, seed: int = 0, layer_norm: bool = False,
-                   output_mix: bool = False, progress: bool = True) -> ClassifierResult:
+                   output_mix: bool = False, bilm: Optional[BiLM] = None, bilm_lr: float = 1e-4,
+                   bilm_warmup: int = 500, progress: bool = True) -> ClassifierResult:
     """Train on train (minus a dev split for early stopping) and report test accuracy and the learned mix.
-    output_mix applies where train has the biLM's layers; a static-only classifier has none."""
+    output_mix applies where train has the biLM's layers; a static-only classifier has none.
+
+    Features with pieces (task fine-tuning) need `bilm`: a trainable copy of it learns with the classifier, its
+    LSTMs at bilm_lr, warmed up linearly over the first bilm_warmup steps (`bilm` itself never changes)."""
+    if (train.pieces is not None) != (bilm is not None) or (train.pieces is None) != (test.pieces is None):
+        raise ConfigError("task fine-tuning needs pieces in train and test and the biLM; frozen features neither")
     started = time.perf_counter()
     num_classes, y_train, y_test = _label_ids(train_labels, test_labels)
     rng = np.random.default_rng(seed)
@@ -291,19 +334,35 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
     dev_size = max(1, int(len(permutation) * dev_fraction))
     dev_ids, fit_ids = permutation[:dev_size], permutation[dev_size:]
     dev = train.subset(dev_ids)
-    model = SequenceClassifier(train.num_layers, train.contextual_dim, train.static_dim, num_classes,
-                               layer_norm=layer_norm, output_mix=output_mix and train.num_layers > 0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    head = SequenceClassifier(train.num_layers, train.contextual_dim, train.static_dim, num_classes,
+                              layer_norm=layer_norm, output_mix=output_mix and train.num_layers > 0)
+    model: nn.Module = head
+    schedule = None
+    if bilm is None:
+        optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+    else:
+        model = FineTunedClassifier(trainable_copy(bilm), head)
+        optimizer = torch.optim.Adam([{"params": head.parameters(), "lr": lr},
+                                      {"params": lstm_parameters(model.bilm), "lr": bilm_lr}])
+        schedule = warmup_schedule(optimizer, bilm_group=1, steps=bilm_warmup)
+    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     best_accuracy, best_epoch, best_state, epoch = -1.0, 0, None, 0
     for epoch in range(1, epochs + 1):
         model.train()
         batches = _shuffled_batches(train, fit_ids, batch_size, rng)
-        for chunk in tqdm(batches, disable=not progress, desc=f"{name} epoch {epoch}", leave=False):
+        losses = []
+        for step, chunk in enumerate(tqdm(batches, disable=not progress, desc=f"{name} epoch {epoch}", leave=False)):
             loss = nn.functional.cross_entropy(model(train.batch(chunk)), torch.from_numpy(y_train[chunk]))
             optimizer.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            nn.utils.clip_grad_norm_(trained, 5.0)
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            losses.append(float(loss.detach()))
+            if (step + 1) % 500 == 0:  # fine-tuning epochs take many minutes on a CPU: say how it goes
+                log.info("%s: epoch %d step %d of %d, mean loss of the last 500 %.4f (%.0f s)", name, epoch,
+                         step + 1, len(batches), np.mean(losses[-500:]), time.perf_counter() - started)
         dev_accuracy = _accuracy(model, dev, y_train[dev_ids])
         log.info("%s: epoch %d dev accuracy %.4f", name, epoch, dev_accuracy)
         if dev_accuracy > best_accuracy:
@@ -313,46 +372,61 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
             break
     model.load_state_dict(best_state)
     result = ClassifierResult(
-        name, _accuracy(model, test, y_test), best_accuracy, best_epoch, epoch, model.input_dim,
-        [] if model.mix is None else model.mix.weights.detach().tolist(),
-        None if model.mix is None else float(model.mix.gamma.detach()),
-        None if model.static_gamma is None else float(model.static_gamma.detach()),
+        name, _accuracy(model, test, y_test), best_accuracy, best_epoch, epoch, head.input_dim,
+        [] if head.mix is None else head.mix.weights.detach().tolist(),
+        None if head.mix is None else float(head.mix.gamma.detach()),
+        None if head.static_gamma is None else float(head.static_gamma.detach()),
         time.perf_counter() - started, layer_norm,
-        [] if model.output_mix is None else model.output_mix.weights.detach().tolist(),
-        None if model.output_mix is None else float(model.output_mix.gamma.detach()))
+        [] if head.output_mix is None else head.output_mix.weights.detach().tolist(),
+        None if head.output_mix is None else float(head.output_mix.gamma.detach()),
+        None if bilm is None else bilm_lr)
     log.info("%s: test accuracy %.4f (best epoch %d of %d, %.0f s), layer weights %s, gamma %s, static gamma %s"
-             "%s", name, result.test_accuracy, best_epoch, epoch, result.seconds,
+             "%s%s", name, result.test_accuracy, best_epoch, epoch, result.seconds,
              [round(w, 3) for w in result.layer_weights], result.gamma, result.static_gamma,
              f", output mix weights {[round(w, 3) for w in result.output_layer_weights]} gamma {result.output_gamma}"
-             if model.output_mix is not None else "")
+             if head.output_mix is not None else "", "" if bilm is None else f", biLM fine-tuned at lr {bilm_lr}")
     return result
 
 
 class ClassifyReport(NamedTuple):
     results: list[ClassifierResult]  # one per feature kind, in the order asked
-    contextual_seconds: float  # computing the biLM's word vectors of train and test (0 if not needed)
+    contextual_seconds: float  # the biLM's word vectors of train and test (fine-tuning: their pieces; 0 if not needed)
     static_seconds: float  # looking up the Word2Vec vectors of train and test (0 if not needed)
 
 
 def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequence[str],
              train_labels: Sequence[str], test_texts: Sequence[str], test_labels: Sequence[str], *,
              static: Optional[StaticVectors] = None, epochs: int = 6, patience: int = 1, seed: int = 0,
-             layer_norm: bool = False, output_mix: bool = False, progress: bool = True,
+             layer_norm: bool = False, output_mix: bool = False, finetune_bilm: bool = False,
+             bilm_lr: float = 1e-4, batch_size: int = 64, progress: bool = True,
              on_result: Optional[Callable[[ClassifierResult], None]] = None) -> ClassifyReport:
     """Train and test one classifier per feature kind; each kind's features are computed once and shared.
-    on_result, if given, is called with each kind's result as soon as it is done (runs take hours on a CPU)."""
+    on_result, if given, is called with each kind's result as soon as it is done (runs take hours on a CPU).
+    finetune_bilm: the kinds that read the biLM train a copy of its LSTMs with the classifier (at bilm_lr)
+    instead of reading frozen vectors; the embedder needs float32 weights (task_finetune.trainable_copy)."""
+    if finetune_bilm and not any("mix" in kind for kind in kinds):
+        raise ConfigError("fine-tuning the biLM needs a kind that reads it (mix or static+mix)")
+    if finetune_bilm:
+        trainable_copy(embedder.bilm)  # refuses bf16 / int8 weights now, not after the static kinds' training
+    if not bilm_lr > 0:
+        raise ConfigError(f"the biLM's learning rate must be > 0, got {bilm_lr}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if any("static" in kind for kind in kinds) and static is None:
         raise ConfigError("the static and static+mix features need Word2Vec vectors (--w2v)")
     if output_mix and not any("mix" in kind for kind in kinds):
         raise ConfigError("the output mix needs a kind that reads the biLM's layers (mix or static+mix)")
     started = time.perf_counter()
-    contextual = {}
-    if any("mix" in kind for kind in kinds):
+    contextual, pieces = {}, {}
+    if any("mix" in kind for kind in kinds) and finetune_bilm:
+        pieces = {"train": text_pieces(embedder, train_texts), "test": text_pieces(embedder, test_texts)}
+    elif any("mix" in kind for kind in kinds):
         contextual = {"train": contextual_features(embedder, train_texts, progress=progress),
                       "test": contextual_features(embedder, test_texts, progress=progress)}
     contextual_seconds = time.perf_counter() - started
-    if contextual:
-        log.info("biLM word vectors of %d texts: %.0f s", len(train_texts) + len(test_texts), contextual_seconds)
+    if contextual or pieces:
+        log.info("biLM %s of %d texts: %.0f s", "pieces" if pieces else "word vectors",
+                 len(train_texts) + len(test_texts), contextual_seconds)
     started = time.perf_counter()
     static_vectors = {}
     if static is not None and any("static" in kind for kind in kinds):
@@ -360,11 +434,13 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
     static_seconds = time.perf_counter() - started
     results = []
     for kind in kinds:
-        train, test = (WordFeatures.of_kind(kind, contextual.get(split), static_vectors.get(split))
+        train, test = (WordFeatures.of_kind(kind, contextual.get(split), static_vectors.get(split), pieces.get(split))
                        for split in ("train", "test"))
+        fine_tuned = finetune_bilm and "mix" in kind
         results.append(train_and_test(kind, train, train_labels, test, test_labels, epochs=epochs,
-                                      patience=patience, seed=seed, layer_norm=layer_norm, output_mix=output_mix,
-                                      progress=progress))
+                                      patience=patience, batch_size=batch_size, seed=seed, layer_norm=layer_norm,
+                                      output_mix=output_mix, bilm=embedder.bilm if fine_tuned else None,
+                                      bilm_lr=bilm_lr, progress=progress))
         if on_result is not None:
             on_result(results[-1])
     return ClassifyReport(results, contextual_seconds, static_seconds)
