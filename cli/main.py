@@ -465,6 +465,9 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
                    "instead of reading frozen vectors; much slower. Needs --precision float32.")
 @click.option("--bilm-lr", type=float, default=1e-4, show_default=True,
               help="With --finetune-bilm: the LSTMs' learning rate (warmed up over the first 500 steps).")
+@click.option("--frozen-epochs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --finetune-bilm: epochs in which only the classifier learns, before the biLM joins "
+                   "(gradual unfreezing).")
 @click.option("--batch-size", type=int, default=64, show_default=True, callback=_positive,
               help="Texts per classifier step.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -476,7 +479,8 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @reports_errors
 def classify(model, train_path, test_path, text_column, label_column, feature_values, w2v_path, max_train, max_test,
-             epochs, patience, layer_norm, output_mix, finetune_bilm, bilm_lr, batch_size, seed, precision, threads,
+             epochs, patience, layer_norm, output_mix, finetune_bilm, bilm_lr, frozen_epochs, batch_size, seed,
+             precision, threads,
              as_json, no_progress):
     """Train a classifier over frozen word features (the biLM's learned layer mix, Word2Vec, or both);
     report test accuracy and the learned weights."""
@@ -512,14 +516,15 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
             scale += (f"  output mix [{', '.join(f'{w:.3f}' for w in result.output_layer_weights)}] "
                       f"gamma {result.output_gamma:.3f}")
         if result.bilm_lr is not None:
-            scale += f"  biLM fine-tuned (lr {result.bilm_lr:g})"
+            scale += f"  biLM fine-tuned (lr {result.bilm_lr:g}, after {result.frozen_epochs} frozen epochs)"
         click.echo(f"{result.name:10s} test accuracy {result.test_accuracy:.4f}  (dev {result.dev_accuracy:.4f}, "
                    f"epoch {result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s, "
                    f"input {result.input_dim}){mix}{scale}")
 
     report = run_classify(embedder, kinds, train_texts, train_labels, test_texts, test_labels, static=static,
                           epochs=epochs, patience=patience, seed=seed, layer_norm=layer_norm,
-                          output_mix=output_mix, finetune_bilm=finetune_bilm, bilm_lr=bilm_lr, batch_size=batch_size,
+                          output_mix=output_mix, finetune_bilm=finetune_bilm, bilm_lr=bilm_lr,
+                          frozen_epochs=frozen_epochs, batch_size=batch_size,
                           progress=not no_progress, on_result=show)
     if not as_json:
         click.echo(f"({len(train_texts)} train rows, {len(test_texts)} test rows; features: biLM "

@@ -40,8 +40,8 @@ from contextemb.errors import ConfigError, DataFormatError
 from contextemb.scalar_mix import ScalarMix
 
 from .probe_sets import read_tsv
-from .task_finetune import FineTunedClassifier, PieceBatch, TextPieces, lstm_parameters, text_pieces, \
-    trainable_copy, warmup_schedule
+from .task_finetune import FineTunedClassifier, PieceBatch, TextPieces, check_trainable, lstm_parameters, \
+    text_pieces, trainable_copy, warmup_schedule
 from .word2vec import StaticVectors
 
 log = logging.getLogger(__name__)
@@ -276,6 +276,7 @@ class ClassifierResult(NamedTuple):
     output_layer_weights: list[float] = []  # softmax of the output mix's scalars; [] without an output mix
     output_gamma: Optional[float] = None  # the output mix's scale; None without one
     bilm_lr: Optional[float] = None  # the biLM's LSTMs learned at this rate with the classifier; None: frozen
+    frozen_epochs: int = 0  # fine-tuning: the first epochs, in which only the classifier learned
 
 
 def _accuracy(model: nn.Module, features: WordFeatures, labels: np.ndarray, batch_size: int = 256) -> float:
@@ -318,12 +319,13 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
                    test_labels: Sequence[str], *, epochs: int = 6, patience: int = 1, batch_size: int = 64,
                    lr: float = 1e-3, dev_fraction: float = 0.1, seed: int = 0, layer_norm: bool = False,
                    output_mix: bool = False, bilm: Optional[BiLM] = None, bilm_lr: float = 1e-4,
-                   bilm_warmup: int = 500, progress: bool = True) -> ClassifierResult:
+                   bilm_warmup: int = 500, frozen_epochs: int = 0, progress: bool = True) -> ClassifierResult:
     """Train on train (minus a dev split for early stopping) and report test accuracy and the learned mix.
     output_mix applies where train has the biLM's layers; a static-only classifier has none.
 
     Features with pieces (task fine-tuning) need `bilm`: a trainable copy of it learns with the classifier, its
-    LSTMs at bilm_lr, warmed up linearly over the first bilm_warmup steps (`bilm` itself never changes)."""
+    LSTMs at bilm_lr, warmed up linearly over the first bilm_warmup steps after the first frozen_epochs, in which
+    only the classifier learns (gradual unfreezing). `bilm` itself never changes."""
     if (train.pieces is not None) != (bilm is not None) or (train.pieces is None) != (test.pieces is None):
         raise ConfigError("task fine-tuning needs pieces in train and test and the biLM; frozen features neither")
     started = time.perf_counter()
@@ -348,6 +350,8 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     best_accuracy, best_epoch, best_state, epoch = -1.0, 0, None, 0
     for epoch in range(1, epochs + 1):
+        if bilm is not None:
+            model.freeze_bilm(epoch <= frozen_epochs)
         model.train()
         batches = _shuffled_batches(train, fit_ids, batch_size, rng)
         losses = []
@@ -357,7 +361,7 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
             loss.backward()
             nn.utils.clip_grad_norm_(trained, 5.0)
             optimizer.step()
-            if schedule is not None:
+            if schedule is not None and not model.bilm_frozen:
                 schedule.step()
             losses.append(float(loss.detach()))
             if (step + 1) % 500 == 0:  # fine-tuning epochs take many minutes on a CPU: say how it goes
@@ -379,12 +383,13 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
         time.perf_counter() - started, layer_norm,
         [] if head.output_mix is None else head.output_mix.weights.detach().tolist(),
         None if head.output_mix is None else float(head.output_mix.gamma.detach()),
-        None if bilm is None else bilm_lr)
+        None if bilm is None else bilm_lr, 0 if bilm is None else min(frozen_epochs, epoch))
     log.info("%s: test accuracy %.4f (best epoch %d of %d, %.0f s), layer weights %s, gamma %s, static gamma %s"
              "%s%s", name, result.test_accuracy, best_epoch, epoch, result.seconds,
              [round(w, 3) for w in result.layer_weights], result.gamma, result.static_gamma,
              f", output mix weights {[round(w, 3) for w in result.output_layer_weights]} gamma {result.output_gamma}"
-             if head.output_mix is not None else "", "" if bilm is None else f", biLM fine-tuned at lr {bilm_lr}")
+             if head.output_mix is not None else "",
+             "" if bilm is None else f", biLM fine-tuned at lr {bilm_lr} after {result.frozen_epochs} frozen epochs")
     return result
 
 
@@ -398,18 +403,21 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
              train_labels: Sequence[str], test_texts: Sequence[str], test_labels: Sequence[str], *,
              static: Optional[StaticVectors] = None, epochs: int = 6, patience: int = 1, seed: int = 0,
              layer_norm: bool = False, output_mix: bool = False, finetune_bilm: bool = False,
-             bilm_lr: float = 1e-4, batch_size: int = 64, progress: bool = True,
+             bilm_lr: float = 1e-4, frozen_epochs: int = 0, batch_size: int = 64, progress: bool = True,
              on_result: Optional[Callable[[ClassifierResult], None]] = None) -> ClassifyReport:
     """Train and test one classifier per feature kind; each kind's features are computed once and shared.
     on_result, if given, is called with each kind's result as soon as it is done (runs take hours on a CPU).
     finetune_bilm: the kinds that read the biLM train a copy of its LSTMs with the classifier (at bilm_lr)
-    instead of reading frozen vectors; the embedder needs float32 weights (task_finetune.trainable_copy)."""
+    instead of reading frozen vectors, from epoch frozen_epochs + 1 on; the embedder needs float32 weights
+    (task_finetune.check_trainable)."""
     if finetune_bilm and not any("mix" in kind for kind in kinds):
         raise ConfigError("fine-tuning the biLM needs a kind that reads it (mix or static+mix)")
     if finetune_bilm:
-        trainable_copy(embedder.bilm)  # refuses bf16 / int8 weights now, not after the static kinds' training
+        check_trainable(embedder.bilm)  # refuses bf16 / int8 weights now, not after the static kinds' training
     if not bilm_lr > 0:
         raise ConfigError(f"the biLM's learning rate must be > 0, got {bilm_lr}")
+    if frozen_epochs < 0:
+        raise ConfigError(f"frozen_epochs must be >= 0, got {frozen_epochs}")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if any("static" in kind for kind in kinds) and static is None:
@@ -440,7 +448,7 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
         results.append(train_and_test(kind, train, train_labels, test, test_labels, epochs=epochs,
                                       patience=patience, batch_size=batch_size, seed=seed, layer_norm=layer_norm,
                                       output_mix=output_mix, bilm=embedder.bilm if fine_tuned else None,
-                                      bilm_lr=bilm_lr, progress=progress))
+                                      bilm_lr=bilm_lr, frozen_epochs=frozen_epochs, progress=progress))
         if on_result is not None:
             on_result(results[-1])
     return ClassifyReport(results, contextual_seconds, static_seconds)

@@ -14,6 +14,7 @@ Costs a CPU about a hundred texts a second (NSMC reviews, 2 cores, float32), aga
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
@@ -79,15 +80,20 @@ def text_pieces(embedder: Embedder, texts: Sequence[str]) -> TextPieces:
     return TextPieces(piece_ids, pooling, embedder.num_layers, embedder.dim)
 
 
-def trainable_copy(bilm: BiLM) -> BiLM:
-    """A copy of `bilm` whose LSTM layers learn and whose token encoders stay frozen (a char-CNN keeps its cache).
-
-    The embedder's own biLM is never changed. Refuses a biLM whose LSTMs are not float32 nn.LSTMs (bf16 or int8
-    inference copies cannot learn: load the model with precision float32)."""
+def check_trainable(bilm: BiLM) -> None:
+    """ConfigError unless both directions' LSTMs are float32 nn.LSTMs: bf16 and int8 inference copies
+    (contextemb.quantization) cannot learn; load the model with precision float32."""
     for model in (bilm.forward_lm, bilm.backward_lm):
         lstm = model.lstms[0]
         if model.lstm_dtype is not None or not isinstance(lstm, nn.LSTM) or lstm.weight_ih_l0.dtype != torch.float32:
             raise ConfigError("fine-tuning the biLM needs its float32 weights: load the model with precision float32")
+
+
+def trainable_copy(bilm: BiLM) -> BiLM:
+    """A copy of `bilm` whose LSTM layers learn and whose token encoders stay frozen (a char-CNN keeps its cache).
+
+    The embedder's own biLM is never changed. Refuses what check_trainable refuses."""
+    check_trainable(bilm)
     copied = copy.deepcopy(bilm)
     for model in (copied.forward_lm, copied.backward_lm):
         for parameter in model.encoder.parameters():
@@ -120,16 +126,31 @@ def word_layers(bilm: BiLM, batch: PieceBatch, num_layers: int, dim: int) -> Ten
 
 class FineTunedClassifier(nn.Module):
     """A classifier (evaluation.classify.SequenceClassifier) over a biLM that learns with it: each batch's
-    contextual word vectors come from the biLM, run on its PieceBatch, instead of frozen arrays."""
+    contextual word vectors come from the biLM, run on its PieceBatch, instead of frozen arrays.
+
+    While bilm_frozen is set (ULMFiT's gradual unfreezing: the classifier learns first), the biLM runs as in
+    inference, without dropout or gradients, so the classifier sees exactly the frozen recipe's vectors."""
 
     def __init__(self, bilm: BiLM, head: nn.Module):
         super().__init__()
         self.bilm = bilm
         self.head = head
+        self.bilm_frozen = False
+
+    def freeze_bilm(self, frozen: bool) -> None:
+        self.bilm_frozen = frozen
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "FineTunedClassifier":
+        super().train(mode)
+        if self.bilm_frozen:
+            self.bilm.eval()
+        return self
 
     def forward(self, batch) -> Tensor:
         """batch: evaluation.classify.Batch with pieces -> (batch, classes) logits."""
-        contextual = word_layers(self.bilm, batch.pieces, self.bilm.num_layers, self.bilm.dim)
+        with torch.no_grad() if self.bilm_frozen else contextlib.nullcontext():
+            contextual = word_layers(self.bilm, batch.pieces, self.bilm.num_layers, self.bilm.dim)
         return self.head(batch._replace(contextual=contextual))
 
 

@@ -141,3 +141,44 @@ def test_batch_of_pieces_pads_pooling_to_the_classifiers_words(tiny_model_dir):
     batch: Batch = features.batch([1, 3])
     assert batch.pieces.pooling.shape[:2] == (2, batch.mask.shape[1])
     assert batch.pieces.piece_ids[0] == [] and batch.mask[0].tolist() == [True] + [False] * (batch.mask.shape[1] - 1)
+
+
+def test_a_frozen_biLM_runs_as_in_inference_and_does_not_learn(tiny_model_dir):
+    """Gradual unfreezing: while frozen, the classifier learns over the frozen recipe's vectors (no dropout in
+    the biLM, no gradients into it); unfrozen, the LSTMs learn again."""
+    embedder = load(tiny_model_dir, precision="float32")
+    bilm = trainable_copy(embedder.bilm)
+    bilm.forward_lm.dropout.p = bilm.backward_lm.dropout.p = 0.5  # dropout would show in training mode
+    head = SequenceClassifier(embedder.num_layers, embedder.dim, 0, 2, dropout=0.0)
+    model = FineTunedClassifier(bilm, head)
+    features = WordFeatures(pieces=text_pieces(embedder, TEXTS))
+    batch = features.batch([0, 2, 3])
+    labels = torch.tensor([0, 1, 0])
+    optimizer = torch.optim.Adam([{"params": head.parameters()}, {"params": lstm_parameters(bilm), "lr": 1e-2}])
+    for frozen in (True, False):
+        model.freeze_bilm(frozen)
+        model.train()
+        assert model.head.training and model.bilm.training is not frozen
+        before = _state(bilm)
+        logits = model(batch)
+        if frozen:
+            model.eval()
+            torch.testing.assert_close(logits, model(batch))  # the same as evaluation: no biLM dropout
+            model.train()
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(logits, labels).backward()
+        optimizer.step()
+        moved = any(not torch.equal(before[name], tensor) for name, tensor in _state(bilm).items())
+        assert moved is not frozen
+
+
+def test_classify_reports_its_frozen_epochs(tiny_model_dir, labelled):
+    embedder = load(tiny_model_dir, precision="float32")
+    train_texts, train_labels = read_labelled(labelled[0], limit=120)
+    test_texts, test_labels = read_labelled(labelled[1], limit=40)
+    report = classify(embedder, ("mix",), train_texts, train_labels, test_texts, test_labels, epochs=2, patience=5,
+                      finetune_bilm=True, frozen_epochs=1, progress=False)
+    assert report.results[0].frozen_epochs == 1 and report.results[0].epochs_run == 2
+    with pytest.raises(ConfigError, match="frozen_epochs"):
+        classify(embedder, ("mix",), train_texts, train_labels, test_texts, test_labels, finetune_bilm=True,
+                 frozen_epochs=-1)
