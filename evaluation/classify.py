@@ -170,6 +170,11 @@ class WordFeatures:
             return self.contextual[index].shape[1]
         return self.pieces.num_words(index) if self.pieces is not None else self.static[index].shape[0]
 
+    def length(self, index: int) -> int:
+        """What batches are sorted by: a text's pieces where the biLM runs per batch (its steps; a text of one
+        long word has many), else its words."""
+        return len(self.pieces.piece_ids[index]) if self.pieces is not None else self.num_words(index)
+
     @property
     def num_layers(self) -> int:
         if self.pieces is not None:
@@ -281,7 +286,7 @@ class ClassifierResult(NamedTuple):
 
 def _accuracy(model: nn.Module, features: WordFeatures, labels: np.ndarray, batch_size: int = 256) -> float:
     model.eval()
-    order = sort_by_length([features.num_words(index) for index in range(len(features))])
+    order = sort_by_length([features.length(index) for index in range(len(features))])
     correct = 0
     with torch.inference_mode():
         for begin in range(0, len(order), batch_size):
@@ -298,7 +303,7 @@ def _shuffled_batches(features: WordFeatures, ids: np.ndarray, batch_size: int,
     batches = []
     for begin in range(0, len(order), block):
         block_ids = order[begin:begin + block]
-        part = [block_ids[i] for i in sort_by_length([features.num_words(index) for index in block_ids])]
+        part = [block_ids[i] for i in sort_by_length([features.length(index) for index in block_ids])]
         batches.extend(part[k:k + batch_size] for k in range(0, len(part), batch_size))
     rng.shuffle(batches)
     return batches
