@@ -482,8 +482,8 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
              epochs, patience, layer_norm, output_mix, finetune_bilm, bilm_lr, frozen_epochs, batch_size, seed,
              precision, threads,
              as_json, no_progress):
-    """Train a classifier over frozen word features (the biLM's learned layer mix, Word2Vec, or both);
-    report test accuracy and the learned weights."""
+    """Train a classifier over word features (the biLM's learned layer mix, Word2Vec, or both; the biLM frozen,
+    or learning with the classifier under --finetune-bilm); report test accuracy and the learned weights."""
     from contextemb.evaluation.classify import classify as run_classify
     from contextemb.evaluation.classify import parse_feature_kinds, read_labelled
     from contextemb.evaluation.word2vec import StaticVectors

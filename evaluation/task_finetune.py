@@ -9,8 +9,8 @@ keeps looking its vectors up in its cache, and a subword table is left as it was
     texts -> pieces + (words, pieces) pooling matrices          once, `text_pieces`
     batch -> biLM (with gradients) -> mean over each word's pieces -> (layers, batch, words, dim) -> classifier
 
-Slow on a CPU: 66-73 NSMC reviews a second in training (2 cores, float32, batches of 64; docs/RESULTS.md),
-against about a thousand for a classifier over precomputed frozen vectors.
+Slow on a CPU: about 136 NSMC reviews a second in training (2 cores, float32, batches of 64 sorted by pieces;
+docs/RESULTS.md), against about a thousand for a classifier over precomputed frozen vectors.
 """
 
 from __future__ import annotations
