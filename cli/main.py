@@ -467,7 +467,7 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
               help="With --finetune-bilm: the LSTMs' learning rate (warmed up over the first 500 steps).")
 @click.option("--frozen-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="With --finetune-bilm: epochs in which only the classifier learns, before the biLM joins "
-                   "(gradual unfreezing).")
+                   "(gradual unfreezing); --patience counts from the first epoch after them.")
 @click.option("--batch-size", type=int, default=64, show_default=True, callback=_positive,
               help="Texts per classifier step.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -500,6 +500,10 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
         raise UserError(f"--finetune-bilm trains the biLM in float32; --precision {precision} is for frozen features")
     if not bilm_lr > 0:
         raise UserError(f"--bilm-lr must be > 0, got {bilm_lr}")
+    if frozen_epochs and not finetune_bilm:
+        raise UserError("--frozen-epochs are the first epochs of --finetune-bilm; add --finetune-bilm")
+    if finetune_bilm and frozen_epochs >= epochs:
+        raise UserError(f"--frozen-epochs {frozen_epochs} leaves the biLM no epoch to learn in (--epochs {epochs})")
     embedder = load(model, precision=precision, threads=threads)
     static = None if w2v_path is None else StaticVectors(w2v_path, embedder.tokenizer)
     train_texts, train_labels = read_labelled(train_path, text_column, label_column, max_train)

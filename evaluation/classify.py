@@ -330,9 +330,12 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
 
     Features with pieces (task fine-tuning) need `bilm`: a trainable copy of it learns with the classifier, its
     LSTMs at bilm_lr, warmed up linearly over the first bilm_warmup steps after the first frozen_epochs, in which
-    only the classifier learns (gradual unfreezing). `bilm` itself never changes."""
+    only the classifier learns (gradual unfreezing); patience counts from the first epoch after them. `bilm`
+    itself never changes."""
     if (train.pieces is not None) != (bilm is not None) or (train.pieces is None) != (test.pieces is None):
         raise ConfigError("task fine-tuning needs pieces in train and test and the biLM; frozen features neither")
+    if frozen_epochs and bilm is None:
+        raise ConfigError("frozen_epochs are the first epochs of fine-tuning the biLM: they need the biLM")
     started = time.perf_counter()
     num_classes, y_train, y_test = _label_ids(train_labels, test_labels)
     rng = np.random.default_rng(seed)
@@ -377,8 +380,8 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
         if dev_accuracy > best_accuracy:
             best_accuracy, best_epoch = dev_accuracy, epoch
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
-        elif epoch - best_epoch > patience:
-            break
+        elif epoch > frozen_epochs and epoch - max(best_epoch, frozen_epochs) > patience:
+            break  # patience counts from the biLM's first epoch of learning, not from the frozen ones
     model.load_state_dict(best_state)
     result = ClassifierResult(
         name, _accuracy(model, test, y_test), best_accuracy, best_epoch, epoch, head.input_dim,
@@ -423,6 +426,10 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
         raise ConfigError(f"the biLM's learning rate must be > 0, got {bilm_lr}")
     if frozen_epochs < 0:
         raise ConfigError(f"frozen_epochs must be >= 0, got {frozen_epochs}")
+    if frozen_epochs and not finetune_bilm:
+        raise ConfigError("frozen_epochs are the first epochs of fine-tuning the biLM: they need finetune_bilm")
+    if finetune_bilm and frozen_epochs >= epochs:
+        raise ConfigError(f"{frozen_epochs} frozen epochs of {epochs} leave the biLM no epoch to learn in")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if any("static" in kind for kind in kinds) and static is None:
@@ -453,7 +460,8 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
         results.append(train_and_test(kind, train, train_labels, test, test_labels, epochs=epochs,
                                       patience=patience, batch_size=batch_size, seed=seed, layer_norm=layer_norm,
                                       output_mix=output_mix, bilm=embedder.bilm if fine_tuned else None,
-                                      bilm_lr=bilm_lr, frozen_epochs=frozen_epochs, progress=progress))
+                                      bilm_lr=bilm_lr, frozen_epochs=frozen_epochs if fine_tuned else 0,
+                                      progress=progress))
         if on_result is not None:
             on_result(results[-1])
     return ClassifyReport(results, contextual_seconds, static_seconds)

@@ -11,7 +11,8 @@ import torch
 
 from contextemb.embedder import load
 from contextemb.errors import ConfigError
-from contextemb.evaluation.classify import Batch, SequenceClassifier, WordFeatures, classify, read_labelled
+from contextemb.evaluation.classify import (Batch, SequenceClassifier, WordFeatures, classify, read_labelled,
+                                            train_and_test)
 from contextemb.evaluation.task_finetune import (FineTunedClassifier, TextPieces, lstm_parameters, text_pieces,
                                                  trainable_copy, warmup_schedule, word_layers)
 
@@ -127,7 +128,10 @@ def test_cli_reports_the_fine_tuned_biLM(run_cli, tiny_model_dir, labelled):
     (["--features", "mix", "--finetune-bilm", "--precision", "bf16"], "--finetune-bilm trains the biLM in float32"),
     (["--features", "mix", "--finetune-bilm", "--bilm-lr", "0"], "--bilm-lr must be > 0"),
     (["--features", "static", "--finetune-bilm"], "--finetune-bilm needs a kind that reads the biLM"),
-], ids=["bf16", "zero-lr", "static-only"])
+    (["--features", "mix", "--frozen-epochs", "1"], "--frozen-epochs are the first epochs of --finetune-bilm"),
+    (["--features", "mix", "--finetune-bilm", "--frozen-epochs", "2", "--epochs", "2"],
+     "--frozen-epochs 2 leaves the biLM no epoch to learn in (--epochs 2)"),
+], ids=["bf16", "zero-lr", "static-only", "frozen-without-fine-tuning", "all-epochs-frozen"])
 def test_cli_refuses_bad_fine_tuning(run_cli, tiny_model_dir, labelled, arguments, fragment):
     result = run_cli("classify", tiny_model_dir, "--train", labelled[0], "--test", labelled[1], *arguments)
     assert result.exit_code != 0
@@ -182,3 +186,24 @@ def test_classify_reports_its_frozen_epochs(tiny_model_dir, labelled):
     with pytest.raises(ConfigError, match="frozen_epochs"):
         classify(embedder, ("mix",), train_texts, train_labels, test_texts, test_labels, finetune_bilm=True,
                  frozen_epochs=-1)
+    with pytest.raises(ConfigError, match="need finetune_bilm"):
+        classify(embedder, ("mix",), train_texts, train_labels, test_texts, test_labels, frozen_epochs=1)
+    with pytest.raises(ConfigError, match="no epoch to learn"):
+        classify(embedder, ("mix",), train_texts, train_labels, test_texts, test_labels, epochs=2,
+                 finetune_bilm=True, frozen_epochs=2)
+
+
+def test_patience_counts_from_the_first_epoch_the_biLM_learns(tiny_model_dir, labelled):
+    """At rates too small to change a prediction the dev accuracy never improves after epoch 1: patience 1
+    would stop at epoch 3, in which the biLM has had a single epoch; counted from the unfreezing it runs all 4."""
+    embedder = load(tiny_model_dir, precision="float32")
+    train_texts, train_labels = read_labelled(labelled[0], limit=60)
+    test_texts, test_labels = read_labelled(labelled[1], limit=20)
+    train, test = (WordFeatures.of_kind("mix", pieces=text_pieces(embedder, texts))
+                   for texts in (train_texts, test_texts))
+    result = train_and_test("mix", train, train_labels, test, test_labels, epochs=4, patience=1, lr=1e-12,
+                            bilm=embedder.bilm, bilm_lr=1e-12, frozen_epochs=2, progress=False)
+    assert result.best_epoch == 1 and result.epochs_run == 4 and result.frozen_epochs == 2
+    unfrozen = train_and_test("mix", train, train_labels, test, test_labels, epochs=4, patience=1, lr=1e-12,
+                              bilm=embedder.bilm, bilm_lr=1e-12, progress=False)
+    assert unfrozen.epochs_run == 3  # the same dev accuracies without frozen epochs stop as before
