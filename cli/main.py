@@ -463,8 +463,9 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--finetune-bilm", is_flag=True,
               help="Train the biLM's LSTM layers with the classifier (task fine-tuning, past ELMo's frozen recipe) "
                    "instead of reading frozen vectors; much slower. Needs --precision float32.")
-@click.option("--bilm-lr", type=float, default=1e-4, show_default=True,
-              help="With --finetune-bilm: the LSTMs' learning rate (warmed up over the first 500 steps).")
+@click.option("--bilm-lr", type=float,
+              help="With --finetune-bilm: the LSTMs' learning rate (warmed up over the first 500 steps)  "
+                   "[default: 1e-4]")
 @click.option("--frozen-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="With --finetune-bilm: epochs in which only the classifier learns, before the biLM joins "
                    "(gradual unfreezing); --patience counts from the first epoch after them.")
@@ -498,6 +499,9 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
         raise UserError("--finetune-bilm needs a kind that reads the biLM (mix or static+mix)")
     if finetune_bilm and precision != "float32":
         raise UserError(f"--finetune-bilm trains the biLM in float32; --precision {precision} is for frozen features")
+    if bilm_lr is not None and not finetune_bilm:
+        raise UserError("--bilm-lr is the learning rate of --finetune-bilm; add --finetune-bilm")
+    bilm_lr = 1e-4 if bilm_lr is None else bilm_lr
     if not bilm_lr > 0:
         raise UserError(f"--bilm-lr must be > 0, got {bilm_lr}")
     if frozen_epochs and not finetune_bilm:

@@ -129,9 +129,11 @@ def test_cli_reports_the_fine_tuned_biLM(run_cli, tiny_model_dir, labelled):
     (["--features", "mix", "--finetune-bilm", "--bilm-lr", "0"], "--bilm-lr must be > 0"),
     (["--features", "static", "--finetune-bilm"], "--finetune-bilm needs a kind that reads the biLM"),
     (["--features", "mix", "--frozen-epochs", "1"], "--frozen-epochs are the first epochs of --finetune-bilm"),
+    (["--features", "mix", "--bilm-lr", "1e-3"], "--bilm-lr is the learning rate of --finetune-bilm"),
     (["--features", "mix", "--finetune-bilm", "--frozen-epochs", "2", "--epochs", "2"],
      "--frozen-epochs 2 leaves the biLM no epoch to learn in (--epochs 2)"),
-], ids=["bf16", "zero-lr", "static-only", "frozen-without-fine-tuning", "all-epochs-frozen"])
+], ids=["bf16", "zero-lr", "static-only", "frozen-without-fine-tuning", "lr-without-fine-tuning",
+                              "all-epochs-frozen"])
 def test_cli_refuses_bad_fine_tuning(run_cli, tiny_model_dir, labelled, arguments, fragment):
     result = run_cli("classify", tiny_model_dir, "--train", labelled[0], "--test", labelled[1], *arguments)
     assert result.exit_code != 0
