@@ -472,6 +472,9 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @click.option("--batch-size", type=int, default=64, show_default=True, callback=_positive,
               help="Texts per classifier step.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--save", "save_dir", type=click.Path(path_type=Path),
+              help="Keep each trained classifier in SAVE/KIND (with its biLM, fine-tuned or not, and Word2Vec "
+                   "vectors) for `contextemb predict`; SAVE/KIND must not exist yet.")
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="float32",
               show_default=True, help="The biLM's arithmetic for the features (float32: the same on every CPU).")
 @click.option("--threads", type=int, callback=_positive,
@@ -481,7 +484,7 @@ def syntax(model, treebank, test_fraction, max_sentences, seed, as_json):
 @reports_errors
 def classify(model, train_path, test_path, text_column, label_column, feature_values, w2v_path, max_train, max_test,
              epochs, patience, layer_norm, output_mix, finetune_bilm, bilm_lr, frozen_epochs, batch_size, seed,
-             precision, threads,
+             save_dir, precision, threads,
              as_json, no_progress):
     """Train a classifier over word features (the biLM's learned layer mix, Word2Vec, or both; the biLM frozen,
     or learning with the classifier under --finetune-bilm); report test accuracy and the learned weights."""
@@ -490,6 +493,7 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
     from contextemb.evaluation.word2vec import StaticVectors
 
     from contextemb.embedder import load
+    from contextemb.io import check_new_directory
 
     default = ["mix", "static"] if w2v_path is not None else ["mix"]
     kinds = parse_feature_kinds(feature_values or default)
@@ -508,6 +512,9 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
         raise UserError("--frozen-epochs are the first epochs of --finetune-bilm; add --finetune-bilm")
     if finetune_bilm and frozen_epochs >= epochs:
         raise UserError(f"--frozen-epochs {frozen_epochs} leaves the biLM no epoch to learn in (--epochs {epochs})")
+    if save_dir is not None:
+        for kind in kinds:
+            check_new_directory(save_dir / kind)
     embedder = load(model, precision=precision, threads=threads)
     static = None if w2v_path is None else StaticVectors(w2v_path, embedder.tokenizer)
     train_texts, train_labels = read_labelled(train_path, text_column, label_column, max_train)
@@ -533,10 +540,32 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
                           epochs=epochs, patience=patience, seed=seed, layer_norm=layer_norm,
                           output_mix=output_mix, finetune_bilm=finetune_bilm, bilm_lr=bilm_lr,
                           frozen_epochs=frozen_epochs, batch_size=batch_size,
-                          progress=not no_progress, on_result=show)
+                          progress=not no_progress, on_result=show, save_dir=save_dir)
     if not as_json:
         click.echo(f"({len(train_texts)} train rows, {len(test_texts)} test rows; features: biLM "
                    f"{report.contextual_seconds:.0f} s, Word2Vec {report.static_seconds:.0f} s)")
+        if save_dir is not None:
+            click.echo(f"saved: {', '.join(str(save_dir / kind) for kind in kinds)}; label new texts with "
+                       f"`contextemb predict {save_dir / kinds[0]} TEXTS.txt`")
+
+
+@cli.command()
+@click.argument("classifier_dir", metavar="CLASSIFIER", type=click.Path(path_type=Path))
+@click.argument("input_file", metavar="TEXTS", type=click.Path(path_type=Path))
+@click.option("--out", "output_file", type=click.Path(path_type=Path),
+              help="Write the TSV here (atomically) instead of to standard output.")
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto", show_default=True,
+              help="The biLM's arithmetic (float32: exactly the vectors the classifier trained on).")
+@click.option("--threads", type=int, callback=_positive, help="Torch threads.")
+@reports_errors
+def predict(classifier_dir, input_file, output_file, precision, threads):
+    """Label every line of TEXTS (.txt or .txt.gz) with a classifier saved by `classify --save`: a TSV with a
+    header, then per line its label and each class's probability (blank lines included, so numbers align)."""
+    from contextemb.evaluation.saved_classifier import predict_file
+
+    summary = predict_file(classifier_dir, input_file, output_file, precision=precision, threads=threads)
+    if output_file is not None:
+        click.echo(f"{summary.lines} lines -> {output_file} in {summary.seconds:.1f} s")
 
 
 @cli.command("export")

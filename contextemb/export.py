@@ -42,12 +42,12 @@ def _select_layers(vectors: np.ndarray, layers: LayerChoice) -> np.ndarray:
     return vectors.mean(axis=0)
 
 
-def _read_lines(path: Path) -> Iterator[str]:
+def read_all_lines(path: Path) -> Iterator[str]:
     """Every line of a text file, .txt or .txt.gz (blank lines included, so numbering matches the file)."""
     return (text for _, text in read_lines(path, keep_blank=True))
 
 
-def _chunks(lines: Iterator[str], size: int) -> Iterator[list[str]]:
+def chunked(lines: Iterator[str], size: int) -> Iterator[list[str]]:
     chunk: list[str] = []
     for line in lines:
         chunk.append(line)
@@ -107,7 +107,7 @@ def export_embeddings(embedder: Embedder, input_path: Path, output_path: Path, *
         handle = h5py.File(tmp, "w") if output_format == "hdf5" else None
         archive = zipfile.ZipFile(tmp, "w") if output_format == "npz" else None  # np.load reads it as .npz
         try:
-            for chunk in _chunks(_read_lines(input_path), chunk_lines):
+            for chunk in chunked(read_all_lines(input_path), chunk_lines):
                 first_of_text: dict[str, int] = {}
                 for offset, result in embedder.iter_embed(chunk, batch_size=batch_size, batch_pieces=batch_pieces):
                     index = counts["lines"] + offset

@@ -77,6 +77,44 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def check_new_directory(path: Path) -> None:
+    """ConfigError unless `path` is free for a new directory: absent, or an empty directory."""
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
+        raise ConfigError(f"{path} exists and is not an empty directory: choose a new path")
+
+
+@contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Fill a new directory as a whole: the block writes into a temporary directory beside `path`, which then
+    becomes `path` in one rename, so a crash leaves no half-written `path`; on an exception it is removed.
+    `path` must be free (check_new_directory)."""
+    import shutil
+
+    path = Path(path)
+    check_new_directory(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        for file in tmp.rglob("*"):
+            if file.is_file():
+                fd = os.open(file, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        if path.is_dir():
+            path.rmdir()  # empty (checked): os.replace cannot put a directory over it on every system
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(path.parent)
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Atomically save tensors (made contiguous, on the CPU) as safetensors with string metadata."""
     prepared = {name: tensor.detach().to("cpu").contiguous() for name, tensor in tensors.items()}

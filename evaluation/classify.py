@@ -37,6 +37,7 @@ from contextemb.batching import sort_by_length
 from contextemb.bilm import BiLM
 from contextemb.embedder import Embedder
 from contextemb.errors import ConfigError, DataFormatError
+from contextemb.io import check_new_directory
 from contextemb.scalar_mix import ScalarMix
 
 from .probe_sets import read_tsv
@@ -243,6 +244,7 @@ class SequenceClassifier(nn.Module):
         self.output_mix = ScalarMix(num_layers, layer_norm=layer_norm) if output_mix else None
         # a learned scale for the static vectors, as gamma is for the mix: Word2Vec's vectors are small
         self.static_gamma = nn.Parameter(torch.tensor(1.0)) if static_dim else None
+        self.num_layers, self.contextual_dim, self.static_dim = num_layers, contextual_dim, static_dim
         self.input_dim = contextual_dim + static_dim
         self.dropout = nn.Dropout(dropout)
         self.lstm = nn.LSTM(self.input_dim, hidden, batch_first=True, bidirectional=True)
@@ -320,11 +322,28 @@ def _label_ids(train_labels: Sequence[str], test_labels: Sequence[str]) -> tuple
             np.array([class_index[label] for label in test_labels]))
 
 
+class FittedClassifier(NamedTuple):
+    """What fit_classifier trained: its scores, the classifier (in eval mode, at its best dev epoch), its
+    classes (label strings, in the order of its outputs) and, where the biLM learned with it, that biLM's
+    fine-tuned copy (else None)."""
+
+    result: ClassifierResult
+    head: SequenceClassifier
+    classes: list[str]
+    bilm: Optional[BiLM] = None
+
+
 def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], test: WordFeatures,
+                   test_labels: Sequence[str], **options) -> ClassifierResult:
+    """fit_classifier's scores alone (the same keyword options)."""
+    return fit_classifier(name, train, train_labels, test, test_labels, **options).result
+
+
+def fit_classifier(name: str, train: WordFeatures, train_labels: Sequence[str], test: WordFeatures,
                    test_labels: Sequence[str], *, epochs: int = 6, patience: int = 1, batch_size: int = 64,
                    lr: float = 1e-3, dev_fraction: float = 0.1, seed: int = 0, layer_norm: bool = False,
                    output_mix: bool = False, bilm: Optional[BiLM] = None, bilm_lr: float = 1e-4,
-                   bilm_warmup: int = 500, frozen_epochs: int = 0, progress: bool = True) -> ClassifierResult:
+                   bilm_warmup: int = 500, frozen_epochs: int = 0, progress: bool = True) -> FittedClassifier:
     """Train on train (minus a dev split for early stopping) and report test accuracy and the learned mix.
     output_mix applies where train has the biLM's layers; a static-only classifier has none.
 
@@ -398,7 +417,8 @@ def train_and_test(name: str, train: WordFeatures, train_labels: Sequence[str], 
              f", output mix weights {[round(w, 3) for w in result.output_layer_weights]} gamma {result.output_gamma}"
              if head.output_mix is not None else "",
              "" if bilm is None else f", biLM fine-tuned at lr {bilm_lr} after {result.frozen_epochs} frozen epochs")
-    return result
+    model.eval()
+    return FittedClassifier(result, head, sorted(set(train_labels)), None if bilm is None else model.bilm)
 
 
 class ClassifyReport(NamedTuple):
@@ -412,12 +432,20 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
              static: Optional[StaticVectors] = None, epochs: int = 6, patience: int = 1, seed: int = 0,
              layer_norm: bool = False, output_mix: bool = False, finetune_bilm: bool = False,
              bilm_lr: float = 1e-4, frozen_epochs: int = 0, batch_size: int = 64, progress: bool = True,
-             on_result: Optional[Callable[[ClassifierResult], None]] = None) -> ClassifyReport:
+             on_result: Optional[Callable[[ClassifierResult], None]] = None,
+             save_dir: Optional[Path] = None) -> ClassifyReport:
     """Train and test one classifier per feature kind; each kind's features are computed once and shared.
     on_result, if given, is called with each kind's result as soon as it is done (runs take hours on a CPU).
     finetune_bilm: the kinds that read the biLM train a copy of its LSTMs with the classifier (at bilm_lr)
     instead of reading frozen vectors, from epoch frozen_epochs + 1 on; the embedder needs float32 weights
-    (task_finetune.check_trainable)."""
+    (task_finetune.check_trainable). save_dir: each kind's trained classifier (and its biLM, fine-tuned or not,
+    and Word2Vec vectors) is saved to save_dir/KIND as soon as it is trained, for `TextClassifier` and
+    `contextemb predict` (evaluation.saved_classifier); those directories must not exist yet."""
+    from .saved_classifier import save_classifier  # it builds on this module
+
+    if save_dir is not None:
+        for kind in kinds:
+            check_new_directory(Path(save_dir) / kind)  # now, not after hours of training
     if finetune_bilm and not any("mix" in kind for kind in kinds):
         raise ConfigError("fine-tuning the biLM needs a kind that reads it (mix or static+mix)")
     if finetune_bilm:
@@ -457,11 +485,13 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
         train, test = (WordFeatures.of_kind(kind, contextual.get(split), static_vectors.get(split), pieces.get(split))
                        for split in ("train", "test"))
         fine_tuned = finetune_bilm and "mix" in kind
-        results.append(train_and_test(kind, train, train_labels, test, test_labels, epochs=epochs,
-                                      patience=patience, batch_size=batch_size, seed=seed, layer_norm=layer_norm,
-                                      output_mix=output_mix, bilm=embedder.bilm if fine_tuned else None,
-                                      bilm_lr=bilm_lr, frozen_epochs=frozen_epochs if fine_tuned else 0,
-                                      progress=progress))
+        fitted = fit_classifier(kind, train, train_labels, test, test_labels, epochs=epochs, patience=patience,
+                                batch_size=batch_size, seed=seed, layer_norm=layer_norm, output_mix=output_mix,
+                                bilm=embedder.bilm if fine_tuned else None, bilm_lr=bilm_lr,
+                                frozen_epochs=frozen_epochs if fine_tuned else 0, progress=progress)
+        results.append(fitted.result)
+        if save_dir is not None:
+            log.info("%s: saved to %s", kind, save_classifier(Path(save_dir) / kind, kind, fitted, embedder, static))
         if on_result is not None:
             on_result(results[-1])
     return ClassifyReport(results, contextual_seconds, static_seconds)

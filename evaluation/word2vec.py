@@ -94,6 +94,7 @@ class StaticVectors:
             self.vectors = KeyedVectors.load_word2vec_format(str(path), binary=True)
         except (ValueError, UnicodeDecodeError, EOFError) as error:
             raise ModelFormatError(f"{path} is not a binary word2vec file ({error})") from None
+        self.path = path
         self.tokenizer = tokenizer
 
     def vector(self, word: str) -> np.ndarray:
