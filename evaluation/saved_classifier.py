@@ -155,7 +155,7 @@ class TextClassifier:
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         """Each text's most probable class (a label as it was in the training file)."""
-        return [self.classes[index] for index in self.probabilities(texts).argmax(axis=1)] if len(texts) else []
+        return [self.classes[index] for index in self.probabilities(texts).argmax(axis=1)]
 
 
 def _read_meta(path: Path) -> dict:

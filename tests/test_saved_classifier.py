@@ -59,6 +59,10 @@ def test_saved_classifiers_label_the_test_set_as_in_training(tiny_model_dir, lab
         probabilities = classifier.probabilities(test[0][:5])
         assert probabilities.shape == (5, 2)
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+        assert classifier.predict(text for text in test[0][:3]) == classifier.predict(test[0][:3])
+        assert classifier.predict([]) == [] and classifier.probabilities([]).shape == (0, 2)
+        with pytest.raises(TypeError):
+            classifier.predict("one text, not a list")
         assert (directory / "bilm" / "forward.safetensors").is_file() == ("mix" in result.name)
         assert (directory / "w2v.bin").is_file() == ("static" in result.name)
     assert not [path for path in (tmp_path / "saved").iterdir() if path.name.startswith(".")]  # no partial dirs
