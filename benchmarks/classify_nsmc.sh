@@ -14,7 +14,8 @@
 # gains "_ln"). OUTPUT_MIX=1 adds ELMo at the classifier's output too (`--output-mix`; TAG gains "_om"). SEED
 # (default 0) seeds the classifier and its dev split (`--seed`; TAG gains "_sSEED" when set). FINETUNE=1 trains
 # the biLM's LSTMs with the classifier (`--finetune-bilm`, at BILM_LR, default 1e-4; TAG gains "_ft"); BATCH_SIZE
-# (default 64) is the texts per step.
+# (default 64) is the texts per step. SAVE=DIR keeps each trained classifier in DIR/KIND (`--save`; for
+# `contextemb predict`).
 # The body is one { ... exit; } block: bash reads it whole before running it, so editing or checking out this
 # file while it runs cannot change what the running copy does (an in-place edit once cost a classify run).
 set -euo pipefail
@@ -31,7 +32,7 @@ mkdir -p "$out"
     echo "$(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') model $model" \
         "features $features epochs ${EPOCHS:-8} patience ${PATIENCE:-1} layer_norm ${LAYER_NORM:-0}" \
         "output_mix ${OUTPUT_MIX:-0} finetune ${FINETUNE:-0} bilm_lr ${BILM_LR:-1e-4} batch_size ${BATCH_SIZE:-64}" \
-        "seed ${SEED:-0}"
+        "seed ${SEED:-0} save ${SAVE:--}"
     grep -m1 'model name' /proc/cpuinfo
     echo "cores $(nproc); before: $(uptime)"
 } > "$out/machine.$tag.txt"
@@ -42,7 +43,7 @@ fi
 /usr/bin/time -v "$contextemb" classify "$model" --train "$data/ratings_train.tsv" --test "$data/ratings_test.tsv" \
     --w2v "$out/w2v.bin" --features "$features" --epochs "${EPOCHS:-8}" --patience "${PATIENCE:-1}" \
     ${LAYER_NORM:+--layer-norm} ${OUTPUT_MIX:+--output-mix} ${FINETUNE:+--finetune-bilm --bilm-lr "${BILM_LR:-1e-4}"} \
-    --batch-size "${BATCH_SIZE:-64}" --seed "${SEED:-0}" \
+    --batch-size "${BATCH_SIZE:-64}" --seed "${SEED:-0}" ${SAVE:+--save "$SAVE"} \
     --json --no-progress --threads "$threads" \
     > "$out/results.$tag.jsonl" 2> "$out/classify.$tag.log"
 echo "after: $(uptime)" >> "$out/machine.$tag.txt"
