@@ -260,8 +260,13 @@ class SequenceClassifier(nn.Module):
         return torch.cat(parts, dim=-1)
 
     def forward(self, batch: Batch) -> Tensor:
-        """-> (batch, classes) logits."""
-        states, _ = self.lstm(self.dropout(self.word_inputs(batch)))  # (batch, words, 2 * hidden)
+        """-> (batch, classes) logits; a text's logits never depend on the other texts in its batch."""
+        inputs = self.dropout(self.word_inputs(batch))
+        # packed, so that the backward direction starts at each text's last word, not at the batch's padding
+        lengths = batch.mask.sum(dim=1).cpu()  # >= 1: an empty text has one zero word
+        packed = nn.utils.rnn.pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
+        states, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], batch_first=True,
+                                                     total_length=inputs.shape[1])  # (batch, words, 2 * hidden)
         if self.output_mix is not None:  # (batch, words, 2 * hidden + contextual_dim)
             states = torch.cat([states, self.dropout(self.output_mix(batch.contextual, batch.mask))], dim=-1)
         states = states.masked_fill(~batch.mask.unsqueeze(-1), float("-inf"))
