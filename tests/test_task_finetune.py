@@ -96,7 +96,7 @@ def test_classify_fine_tunes_each_kind_that_reads_the_biLM(tiny_model_dir, label
     original = _state(embedder.bilm)
     train_texts, train_labels = read_labelled(labelled[0])
     test_texts, test_labels = read_labelled(labelled[1])
-    report = classify(embedder, ("mix",), train_texts, train_labels, test_texts, test_labels, epochs=4,
+    report = classify(embedder, ("mix",), train_texts, train_labels, test_texts, test_labels, epochs=6,
                       finetune_bilm=True, bilm_lr=1e-3, batch_size=32, progress=False)
     (result,) = report.results
     assert result.bilm_lr == 1e-3 and len(result.layer_weights) == embedder.num_layers
