@@ -72,9 +72,10 @@ def length_batches(lengths: Sequence[int], max_texts: int = BATCH_TEXTS,
     return batching.length_batches([n + 2 for n in lengths], max_rows=max_texts, max_tokens=max_pieces)
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def check_texts(texts: Sequence[str], caller: str = "embed()") -> list[str]:
+    """`texts` as a list, TypeError unless it is a sequence of str (a single str is refused, not split)."""
     if isinstance(texts, str):
-        raise TypeError("embed() takes a list of texts; wrap a single text in a list")
+        raise TypeError(f"{caller} takes a list of texts; wrap a single text in a list")
     texts = list(texts)
     for index, text in enumerate(texts):
         if not isinstance(text, str):
@@ -130,7 +131,7 @@ class Embedder:
         gets no words and vectors of shape (layers, 0, dim). batch_size and batch_pieces bound a batch (texts,
         padded pieces); they change the speed and memory, never the vectors.
         """
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         results: list[Optional[EmbeddedText]] = [None] * len(texts)
         for index, result in self.iter_embed(texts, unit=unit, pool=pool, batch_size=batch_size,
                                              batch_pieces=batch_pieces, return_tensors=return_tensors):
@@ -144,7 +145,7 @@ class Embedder:
 
         Holds one batch's vectors at a time: the way to embed many texts without keeping them all.
         """
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         if unit not in ("word", "piece"):
             raise ConfigError(f"unit must be 'word' or 'piece', got {unit!r}")
         if pool not in POOLS:

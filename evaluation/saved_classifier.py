@@ -29,7 +29,7 @@ import torch
 from contextemb.batching import sort_by_length
 from contextemb.config import CONFIG_FILE_NAME
 from contextemb.corpus import check_text_file
-from contextemb.embedder import Embedder, load
+from contextemb.embedder import Embedder, check_texts, load
 from contextemb.errors import ConfigError, ModelFormatError
 from contextemb.export import chunked, read_all_lines
 from contextemb.io import TOKENIZER_FILE, atomic_directory, atomic_write, load_tensors, save_tensors, weights_path
@@ -134,12 +134,7 @@ class TextClassifier:
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """(texts, classes) float32: each text's class probabilities, classes in the order of `classes`."""
-        if isinstance(texts, str):
-            raise TypeError("probabilities() takes a list of texts; wrap a single text in a list")
-        texts = list(texts)
-        for index, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{index}] is {type(text).__name__}, not str")
+        texts = check_texts(texts, "TextClassifier")
         out = np.zeros((len(texts), len(self.classes)), dtype=np.float32)
         if not texts:
             return out
