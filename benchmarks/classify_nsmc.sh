@@ -13,7 +13,9 @@
 # early; the best dev epoch is kept. LAYER_NORM=1 normalises each biLM layer before the mix (`--layer-norm`; TAG
 # gains "_ln"). OUTPUT_MIX=1 adds ELMo at the classifier's output too (`--output-mix`; TAG gains "_om"). SEED
 # (default 0) seeds the classifier and its dev split (`--seed`; TAG gains "_sSEED" when set). FINETUNE=1 trains
-# the biLM's LSTMs with the classifier (`--finetune-bilm`, at BILM_LR, default 1e-4; TAG gains "_ft"); BATCH_SIZE
+# the biLM's LSTMs with the classifier (`--finetune-bilm`, at BILM_LR, default 1e-4; TAG gains "_ft");
+# FROZEN_EPOCHS=N (with FINETUNE=1) trains the classifier alone over the frozen biLM for the first N of EPOCHS
+# (`--frozen-epochs`, gradual unfreezing; TAG gains "_fzN"); BATCH_SIZE
 # (default 64) is the texts per step. SAVE=DIR keeps each trained classifier in DIR/KIND (`--save`; for
 # `contextemb predict`).
 # The body is one { ... exit; } block: bash reads it whole before running it, so editing or checking out this
@@ -24,14 +26,14 @@ model=${1:?usage: $0 MODEL OUT_DIR [FEATURES]}
 out=${2:?usage: $0 MODEL OUT_DIR [FEATURES]}
 features=${3:-static,static+mix,mix}
 threads=${4:-1}
-tag=$(echo "$features" | tr ',+' '__')${LAYER_NORM:+_ln}${OUTPUT_MIX:+_om}${FINETUNE:+_ft}${SEED:+_s$SEED}
+tag=$(echo "$features" | tr ',+' '__')${LAYER_NORM:+_ln}${OUTPUT_MIX:+_om}${FINETUNE:+_ft}${FROZEN_EPOCHS:+_fz$FROZEN_EPOCHS}${SEED:+_s$SEED}
 data=${NSMC_DIR:-../shared/data/nsmc}
 contextemb=${CONTEXTEMB:-.venv/bin/contextemb}
 mkdir -p "$out"
 {
     echo "$(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') model $model" \
         "features $features epochs ${EPOCHS:-8} patience ${PATIENCE:-1} layer_norm ${LAYER_NORM:-0}" \
-        "output_mix ${OUTPUT_MIX:-0} finetune ${FINETUNE:-0} bilm_lr ${BILM_LR:-1e-4} batch_size ${BATCH_SIZE:-64}" \
+        "output_mix ${OUTPUT_MIX:-0} finetune ${FINETUNE:-0} bilm_lr ${BILM_LR:-1e-4} frozen_epochs ${FROZEN_EPOCHS:-0} batch_size ${BATCH_SIZE:-64}" \
         "seed ${SEED:-0} save ${SAVE:--}"
     grep -m1 'model name' /proc/cpuinfo
     echo "cores $(nproc); before: $(uptime)"
@@ -43,6 +45,7 @@ fi
 /usr/bin/time -v "$contextemb" classify "$model" --train "$data/ratings_train.tsv" --test "$data/ratings_test.tsv" \
     --w2v "$out/w2v.bin" --features "$features" --epochs "${EPOCHS:-8}" --patience "${PATIENCE:-1}" \
     ${LAYER_NORM:+--layer-norm} ${OUTPUT_MIX:+--output-mix} ${FINETUNE:+--finetune-bilm --bilm-lr "${BILM_LR:-1e-4}"} \
+    ${FROZEN_EPOCHS:+--frozen-epochs "$FROZEN_EPOCHS"} \
     --batch-size "${BATCH_SIZE:-64}" --seed "${SEED:-0}" ${SAVE:+--save "$SAVE"} \
     --json --no-progress --threads "$threads" \
     > "$out/results.$tag.jsonl" 2> "$out/classify.$tag.log"
