@@ -49,10 +49,26 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _mode_for(path: Path, tmp: Path) -> int:
+    """The permission bits `path` should end with: its own if it exists, else those of a new file here (created as
+    `tmp`, 0o666 less the umask; reading the umask itself would change it for every thread). safetensors >= 0.8
+    writes through a temporary file of its own, always 0o600 (safetensors issue #782), so without this a model
+    would be readable by its owner alone."""
+    if path.exists():
+        return path.stat().st_mode & 0o7777
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        return os.fstat(fd).st_mode & 0o7777
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Write `path` through `write(tmp_path)`, then fsync and rename, so a crash leaves the old file or the new one.
 
-    The temporary file sits beside the target (same file system, so os.replace is atomic).
+    The temporary file sits beside the target (same file system, so os.replace is atomic). The file gets the
+    permissions an ordinary write would give it: an existing file's mode, else 0o666 less the umask.
     """
     path = Path(path)
     if path.is_dir():
@@ -60,7 +76,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
+        mode = _mode_for(path, tmp)
         write(tmp)
+        os.chmod(tmp, mode)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
