@@ -485,6 +485,9 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
     if static is not None and any("static" in kind for kind in kinds):
         static_vectors = {"train": static_features(static, train_texts), "test": static_features(static, test_texts)}
     static_seconds = time.perf_counter() - started
+    training = {"seed": seed, "epochs": epochs, "patience": patience, "batch_size": batch_size,
+                "train_texts": len(train_texts), "test_texts": len(test_texts),
+                "w2v": None if static is None else str(static.path)}
     results = []
     for kind in kinds:
         train, test = (WordFeatures.of_kind(kind, contextual.get(split), static_vectors.get(split), pieces.get(split))
@@ -496,7 +499,8 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
                                 frozen_epochs=frozen_epochs if fine_tuned else 0, progress=progress)
         results.append(fitted.result)
         if save_dir is not None:
-            log.info("%s: saved to %s", kind, save_classifier(Path(save_dir) / kind, kind, fitted, embedder, static))
+            log.info("%s: saved to %s", kind, save_classifier(Path(save_dir) / kind, kind, fitted, embedder, static,
+                                                                    training))
         if on_result is not None:
             on_result(results[-1])
     return ClassifyReport(results, contextual_seconds, static_seconds)

@@ -51,8 +51,10 @@ _MODEL_FILES = (CONFIG_FILE_NAME, TOKENIZER_FILE, "model_card.json")
 
 
 def save_classifier(directory: Union[str, Path], kind: FeatureKind, fitted: FittedClassifier,
-                    embedder: Embedder, static: Optional[StaticVectors] = None) -> Path:
-    """Write what `predict` needs to label new texts as `fitted` did into the new directory `directory`."""
+                    embedder: Embedder, static: Optional[StaticVectors] = None,
+                    training: Optional[dict] = None) -> Path:
+    """Write what `predict` needs to label new texts as `fitted` did into the new directory `directory`.
+    training: how it was trained (seed, epochs, rows, ...), kept in classifier.json so the run can be repeated."""
     head = fitted.head
     if "static" in kind and static is None:
         raise ConfigError(f"a {kind} classifier needs its Word2Vec vectors to be saved")
@@ -74,7 +76,7 @@ def save_classifier(directory: Union[str, Path], kind: FeatureKind, fitted: Fitt
                 "hidden": head.lstm.hidden_size, "dropout": head.dropout.p,
                 "layer_norm": fitted.result.layer_norm, "output_mix": head.output_mix is not None,
                 "bilm_fine_tuned": fitted.bilm is not None, "model": embedder.name,
-                "result": fitted.result._asdict()}
+                "result": fitted.result._asdict(), "training": dict(training or {})}
         (tmp / CLASSIFIER_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return Path(directory)
 

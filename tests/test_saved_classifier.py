@@ -112,6 +112,8 @@ def test_cli_saves_and_predicts_every_line(run_cli, tiny_model_dir, labelled, tm
                      "--epochs", "2", "--save", saved, "--no-progress")
     assert result.exit_code == 0, result.output
     assert f"contextemb predict {saved / 'mix'}" in result.stdout
+    training = json.loads((saved / "mix" / CLASSIFIER_FILE).read_text(encoding="utf-8"))["training"]
+    assert training["seed"] == 0 and training["epochs"] == 2 and training["train_texts"] > 0
     texts = tmp_path / "texts.txt"
     texts.write_text("영화가 정말 좋다\n\nThe bank was closed on Monday . 싫다\n", encoding="utf-8")
     out = tmp_path / "labels.tsv"
