@@ -559,8 +559,9 @@ def classify(model, train_path, test_path, text_column, label_column, feature_va
 @click.option("--threads", type=int, callback=_positive, help="Torch threads.")
 @reports_errors
 def predict(classifier_dir, input_file, output_file, precision, threads):
-    """Label every line of TEXTS (.txt or .txt.gz) with a classifier saved by `classify --save`: a TSV with a
-    header, then per line its label and each class's probability (blank lines included, so numbers align)."""
+    """Label every line of TEXTS (.txt or .txt.gz; - reads standard input) with a classifier saved by `classify
+    --save`: a TSV with a header, then per line its label and each class's probability (blank lines included, so
+    numbers align)."""
     from contextemb.evaluation.saved_classifier import predict_file
 
     summary = predict_file(classifier_dir, input_file, output_file, precision=precision, threads=threads)

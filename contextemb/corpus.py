@@ -78,22 +78,34 @@ def read_lines(path: Path, start_offset: int = 0, stats: Optional[ReadStats] = N
             offset = start_offset
             for raw in handle:
                 offset += len(raw)
-                stats.lines += 1
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    text = raw.decode("utf-8", errors="replace")
-                    stats.invalid_utf8 += 1
-                if "\x00" in text:
-                    stats.nul += 1
-                text = normalize_line(text)
-                if not text.strip():
-                    stats.blank += 1
-                    if not keep_blank:
-                        continue
-                yield offset, text
+                text = _decode_line(raw, stats)
+                if text.strip() or keep_blank:
+                    yield offset, text
     except (OSError, EOFError, gzip.BadGzipFile) as error:
         raise CorpusError(f"cannot read {path}: {error}") from None
+
+
+def read_stream_lines(stream: BinaryIO, stats: Optional[ReadStats] = None) -> Iterator[str]:
+    """Every line of a byte stream (standard input), blank ones included, cleaned as read_lines cleans a file's."""
+    stats = stats if stats is not None else ReadStats()
+    for raw in stream:
+        yield _decode_line(raw, stats)
+
+
+def _decode_line(raw: bytes, stats: ReadStats) -> str:
+    """One line's bytes -> its NFC text without line end, BOM or NUL; counted in stats."""
+    stats.lines += 1
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", errors="replace")
+        stats.invalid_utf8 += 1
+    if "\x00" in text:
+        stats.nul += 1
+    text = normalize_line(text)
+    if not text.strip():
+        stats.blank += 1
+    return text
 
 
 def iter_text(path: Path, stats: Optional[ReadStats] = None) -> Iterator[str]:

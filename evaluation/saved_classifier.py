@@ -28,7 +28,7 @@ import torch
 
 from contextemb.batching import sort_by_length
 from contextemb.config import CONFIG_FILE_NAME
-from contextemb.corpus import check_text_file
+from contextemb.corpus import check_text_file, read_stream_lines
 from contextemb.embedder import Embedder, check_texts, load
 from contextemb.errors import ConfigError, ModelFormatError
 from contextemb.export import chunked, read_all_lines
@@ -47,6 +47,7 @@ BILM_DIR = "bilm"
 W2V_FILE = "w2v.bin"
 FORMAT = "contextemb-classifier"
 FORMAT_VERSION = 1
+STDIN = "-"  # predict_file's input_path for standard input
 _MODEL_FILES = (CONFIG_FILE_NAME, TOKENIZER_FILE, "model_card.json")
 
 
@@ -183,10 +184,13 @@ class PredictSummary(NamedTuple):
 
 def predict_file(classifier: Union[str, Path, TextClassifier], input_path: Path, output_path: Optional[Path] = None,
                  *, precision: str = "auto", threads: Optional[int] = None, chunk_lines: int = 4096) -> PredictSummary:
-    """Label every line of a text file (.txt or .txt.gz; blank lines too, so line numbers align): a TSV whose
-    header is `label` and `p_CLASS` per class, then per line its label and class probabilities (4 decimals).
-    Written atomically to output_path, or to standard output when it is None."""
-    input_path = check_text_file(Path(input_path), "input")
+    """Label every line of a text file (.txt or .txt.gz; blank lines too, so line numbers align), or of standard
+    input when input_path is "-": a TSV whose header is `label` and `p_CLASS` per class, then per line its label
+    and class probabilities (4 decimals). Written atomically to output_path, or to standard output when it is None,
+    chunk_lines lines at a time."""
+    from_stdin = str(input_path) == STDIN
+    if not from_stdin:
+        input_path = check_text_file(Path(input_path), "input")
     model = classifier if isinstance(classifier, TextClassifier) else TextClassifier(classifier, precision, threads)
     started = time.perf_counter()
     lines = 0
@@ -194,9 +198,11 @@ def predict_file(classifier: Union[str, Path, TextClassifier], input_path: Path,
     def write(handle: TextIO) -> None:
         nonlocal lines
         handle.write("\t".join(["label"] + [f"p_{name}" for name in model.classes]) + "\n")
-        for texts in chunked(read_all_lines(input_path), chunk_lines):
+        source = read_stream_lines(sys.stdin.buffer) if from_stdin else read_all_lines(input_path)
+        for texts in chunked(source, chunk_lines):
             for row in model.probabilities(texts):
                 handle.write("\t".join([model.classes[int(row.argmax())]] + [f"{p:.4f}" for p in row]) + "\n")
+            handle.flush()  # a pipe reading standard output gets each chunk as it is done
             lines += len(texts)
 
     if output_path is None:

@@ -67,7 +67,7 @@ def run_cli():
     """Invoke the `contextemb` command in-process; returns click's Result (exit_code, stdout, stderr)."""
     runner = CliRunner()
 
-    def invoke(*args: str):
-        return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    def invoke(*args: str, stdin: str | bytes | None = None):
+        return runner.invoke(cli, [str(a) for a in args], input=stdin, catch_exceptions=False)
 
     return invoke

@@ -120,6 +120,9 @@ def test_cli_saves_and_predicts_every_line(run_cli, tiny_model_dir, labelled, tm
     result = run_cli("predict", saved / "mix", texts, "--out", out, "--precision", "float32")
     assert result.exit_code == 0, result.output
     lines = out.read_text(encoding="utf-8").splitlines()
+    piped = run_cli("predict", saved / "mix", "-", "--precision", "float32", stdin=texts.read_bytes())
+    assert piped.exit_code == 0, piped.output
+    assert piped.stdout.splitlines() == lines  # standard input in, standard output out: the same TSV
     assert lines[0] == "label\tp_neg\tp_pos"
     assert len(lines) == 4  # the header, then one line per input line, the blank one included
     expected = TextClassifier(saved / "mix", precision="float32").probabilities(
