@@ -499,8 +499,8 @@ def classify(embedder: Embedder, kinds: Sequence[FeatureKind], train_texts: Sequ
                                 frozen_epochs=frozen_epochs if fine_tuned else 0, progress=progress)
         results.append(fitted.result)
         if save_dir is not None:
-            log.info("%s: saved to %s", kind, save_classifier(Path(save_dir) / kind, kind, fitted, embedder, static,
-                                                                    training))
+            saved = save_classifier(Path(save_dir) / kind, kind, fitted, embedder, static, training)
+            log.info("%s: saved to %s", kind, saved)
         if on_result is not None:
             on_result(results[-1])
     return ClassifyReport(results, contextual_seconds, static_seconds)
