@@ -158,3 +158,22 @@ def test_span_pooling_variants_agree_with_the_library_and_take_each_half_from_it
         np.testing.assert_array_equal(pooled["directional"][:, k, :half], pooled["last"][:, k, :half])
         np.testing.assert_array_equal(pooled["directional"][:, k, half:], pooled["first"][:, k, half:])
         assert not np.allclose(pooled["first"][:, k], pooled["last"][:, k])
+
+
+def test_segmentation_neighbours_tells_spelling_from_sense():
+    """Two spellings (s1, s2) of one word, two senses (A, B): dimensions 0-1 are the spelling, 2-3 the sense,
+    the spelling much the larger. The nearest neighbour then always shares the spelling and has the other sense;
+    across spellings the sense decides; minus each spelling's mean, so does every neighbour."""
+    from benchmarks.segmentation_neighbours import centred_by_segmentation, segmentation_neighbours
+
+    vectors = np.array([[1, 0, 0.1, 0], [0, 1, 0.1, 0], [1, 0, 0, 0.1], [0, 1, 0, 0.1]])
+    words, senses = ["w"] * 4, ["A", "A", "B", "B"]
+    spellings = [("▁w",), ("x", "w"), ("▁w",), ("x", "w")]
+    report = segmentation_neighbours(vectors, words, senses, spellings)
+    assert report.accuracy == 0.0 and report.shares_segmentation == 1.0
+    assert report.candidates_sharing == pytest.approx(1 / 3)
+    assert (report.accuracy_same, report.occurrences_same) == (0.0, 4)
+    assert (report.accuracy_other, report.occurrences_other, report.chance_other) == (1.0, 4, 0.5)
+    centred = centred_by_segmentation(vectors[None], words, spellings)[0]
+    after = segmentation_neighbours(centred, words, senses, spellings)
+    assert after.accuracy == 1.0 and after.shares_segmentation == 0.0
