@@ -11,6 +11,9 @@ words, as `contextemb probe` reports it) for each way of turning a span's pieces
     first, last  the first or the last piece's vector
     directional  the forward half from the last piece and the backward half from the first: the states that
                  have read the whole word and its context (Flair's choice for its character LMs)
+    context      the forward state before the word's first piece (<s> at the start) and the backward state
+                 after its last (</s> at the end): neither has read the word, only its context (context2vec,
+                 Melamud et al., 2016); layer 0 is then the embeddings of the neighbouring pieces
 
 With --stats-text, also the mean-pooled vectors minus the per-layer, per-dimension mean of the word vectors of
 FILE's first 3,000 lines (centred), and divided by their standard deviation too (standardised). FILE must not
@@ -33,7 +36,7 @@ from contextemb.evaluation.dev_homographs import load_dev_probes
 from contextemb.evaluation.probe import group_by_word, sense_metrics
 from contextemb.evaluation.probe_sets import Probe, bundled_probe_file, read_probes
 
-POOLINGS = ("mean", "first", "last", "directional")
+POOLINGS = ("mean", "first", "last", "directional", "context")
 
 
 def piece_group(probe: Probe, encoding) -> list[int]:
@@ -57,7 +60,21 @@ def span_vectors(embedder: contextemb.Embedder, probes: Sequence[Probe]) -> tupl
         pooled["first"].append(vectors[:, group[0]])
         pooled["last"].append(vectors[:, group[-1]])
         pooled["directional"].append(np.concatenate([vectors[:, group[-1], :half], vectors[:, group[0], half:]], -1))
+        pooled["context"].append(context_vectors(embedder, encoding, group))
     return {name: np.stack(rows, axis=1) for name, rows in pooled.items()}, sizes
+
+
+def context_vectors(embedder: contextemb.Embedder, encoding, group: list[int]) -> np.ndarray:
+    """(layers, dim): the forward states just before piece group[0] and the backward states just after
+    group[-1], from the biLM's rows with <s> and </s> (see contextemb.bilm for their layout)."""
+    pieces = len(encoding.piece_ids)
+    with torch.inference_mode():
+        forward_states, backward_states = embedder.bilm._states([encoding.piece_ids])  # per layer (1, n + 2, proj)
+    # piece i sits at forward position i + 1 and backward position n - i: the forward state before the word is
+    # at position group[0] (<s> when 0), the backward state after it at n - group[-1] - 1 (</s> when 0)
+    return np.stack([np.concatenate([forward[0, group[0]].float().cpu().numpy(),
+                                     backward[0, pieces - group[-1] - 1].float().cpu().numpy()])
+                     for forward, backward in zip(forward_states, backward_states)])
 
 
 def accuracy_row(vectors: np.ndarray, probes: Sequence[Probe]) -> list[float]:

@@ -158,6 +158,14 @@ def test_span_pooling_variants_agree_with_the_library_and_take_each_half_from_it
         np.testing.assert_array_equal(pooled["directional"][:, k, :half], pooled["last"][:, k, :half])
         np.testing.assert_array_equal(pooled["directional"][:, k, half:], pooled["first"][:, k, half:])
         assert not np.allclose(pooled["first"][:, k], pooled["last"][:, k])
+    # context: the forward state of the piece before the word and the backward state of the piece after it
+    for k, probe in enumerate(probes):
+        encoding = embedder.encode(probe.text)
+        group, pieces = piece_group(probe, encoding), embedder.piece_vectors([encoding])[0].detach().numpy()
+        if group[0] > 0:
+            np.testing.assert_allclose(pooled["context"][:, k, :half], pieces[:, group[0] - 1, :half], atol=1e-6)
+        if group[-1] < len(encoding.piece_ids) - 1:
+            np.testing.assert_allclose(pooled["context"][:, k, half:], pieces[:, group[-1] + 1, half:], atol=1e-6)
 
 
 def test_segmentation_neighbours_tells_spelling_from_sense():
