@@ -18,6 +18,8 @@
 #   subwordwide  subword input, 2 x LSTM 1024/256                                        (base's pieces)
 #   subwordsmall subword input, 2 x LSTM 256/128                                         (base's pieces)
 #   subwordnsmc  subword input, NSMC corpus.txt alone                    (ko-nsmc-small's NSMC-trained pieces)
+#   subwordsep   subword input, 8k pieces with "▁" always a piece of its own (--boundary-piece; its own tokenizer,
+#                trained on the same mixture)
 # The tokenizer is trained outside the budget. BASE_TOKENIZER, a
 # tokenizer.model trained on the same mixture (e.g. the campaign's), skips base's tokenizer training.
 #
@@ -103,6 +105,7 @@ for name in $candidates; do
                          --hidden 256 --proj 128 ;;
         subwordnsmc) train_candidate subwordnsmc "$nsmc" --tokenizer contextemb/models/ko-nsmc-small/tokenizer.model \
                          --input subword ;;
+        subwordsep) train_candidate subwordsep "${mixture[@]}" --input subword --boundary-piece ;;
         *) echo "unknown candidate $name" >&2; exit 2 ;;
     esac
     score_candidate "$name"

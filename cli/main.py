@@ -110,6 +110,9 @@ def _check_resumed_lr(out_dir: Path, lr: float) -> None:
                help="Token input: subword embeddings, or ELMo's char-CNN over each piece's characters.")
 @config_option(LMConfig, "char_mode", "--char-mode", help="Char-CNN symbols.")
 @config_option(LMConfig, "vocab_size", "--vocab-size", help="Sentencepiece pieces (a soft limit).")
+@click.option("--boundary-piece", is_flag=True,
+              help='Train the tokenizer with "▁" (a space) always a piece of its own, so that a word has the same '
+                   'pieces after a space, a digit or nothing (one more piece per word).')
 @config_option(LMConfig, "num_layers", "--layers", help="Stacked LSTM layers.")
 @config_option(LMConfig, "hidden", "--hidden", help="LSTM cell width.")
 @config_option(LMConfig, "projection", "--proj", help="Projection (output) width of every layer.")
@@ -140,8 +143,8 @@ def _check_resumed_lr(out_dir: Path, lr: float) -> None:
               help="One rank of a torchrun launch: data-parallel DDP (gloo on CPU, nccl on GPU).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @reports_errors
-def pretrain(corpus, out_dir, valid, mix, init, tokenizer, direction, threads, resume, skip_nonfinite, sequential,
-             device, distributed, no_progress, **options):
+def pretrain(corpus, out_dir, valid, mix, init, tokenizer, boundary_piece, direction, threads, resume,
+             skip_nonfinite, sequential, device, distributed, no_progress, **options):
     """Pretrain forward and backward LSTM language models on CORPUS: one or more text files (.txt or .txt.gz,
     one text per line), globs or directories, streamed interleaved (see --mix)."""
     from contextemb.pretrain.train import init_lm_config
@@ -150,6 +153,8 @@ def pretrain(corpus, out_dir, valid, mix, init, tokenizer, direction, threads, r
     if resume and options.get("lr") is not None:
         _check_resumed_lr(out_dir, options["lr"])
     lm_given = given(options, LM_OPTIONS)
+    if boundary_piece:
+        lm_given["boundary_piece"] = True
     lm = init_lm_config(init, lm_given) if init else LMConfig(**lm_given)
     train = TrainConfig(skip_nonfinite=skip_nonfinite, **given(options, TRAIN_OPTIONS))
     config = ModelConfig(lm=lm, train=train)

@@ -43,6 +43,9 @@ class LMConfig:
     """Architecture of one direction's language model (both directions use the same one)."""
 
     vocab_size: int = 8000  # requested sentencepiece pieces; the trained size is in `pieces`
+    # the tokenizer was trained with "▁" (a space) always a piece of its own, so that a word is spelled with the
+    # same pieces after a space as after a digit or at the start ("4연패" and " 연패": 연 패 both times)
+    boundary_piece: bool = False
     input: InputKind = "subword"  # chosen by the ablation (docs/ABLATION.md); a config.json without it means char-cnn
     char_mode: CharMode = "bytes"  # char-cnn only: UTF-8 bytes (as ELMo), corpus chars, or Hangul jamo
     max_chars: int = 50  # characters per piece seen by the char-CNN, marks included (ELMo: 50)

@@ -38,7 +38,8 @@ COVERAGES = (0.9995, 0.999, 0.995, 0.99, 0.98)  # tried in turn while the vocabu
 
 
 def train_sentencepiece(sentences: Callable[[], Iterable[str]] | Sequence[str], vocab_size: int, *,
-                        input_sentence_size: int = 1_000_000, seed_sentencepiece_size: int = 1_000_000) -> bytes:
+                        boundary_piece: bool = False, input_sentence_size: int = 1_000_000,
+                        seed_sentencepiece_size: int = 1_000_000) -> bytes:
     """Train a unigram sentencepiece model with byte fallback and return the serialized model.
 
     `sentences`: a list of texts, or a function returning a fresh iterator over them (a corpus on disk).
@@ -46,6 +47,9 @@ def train_sentencepiece(sentences: Callable[[], Iterable[str]] | Sequence[str], 
     Byte fallback means no text is ever <unk>: a character outside the vocabulary becomes its UTF-8 bytes.
     Korean text has thousands of distinct syllables; when they do not fit in `vocab_size`, the character
     coverage is lowered step by step (the rarest characters then go through byte fallback).
+    With `boundary_piece`, "▁" (a space) is always a piece of its own, never the start of a longer one: a word
+    is then spelled with the same pieces wherever it stands ("▁연 패" after a space and "연 패" after a digit
+    become "▁ 연 패" and "연 패"), at the cost of one more piece per word.
     """
     read = sentences if callable(sentences) else (lambda: iter(sentences))
     needed = None
@@ -58,6 +62,7 @@ def train_sentencepiece(sentences: Callable[[], Iterable[str]] | Sequence[str], 
                 input_sentence_size=input_sentence_size, shuffle_input_sentence=True,
                 seed_sentencepiece_size=seed_sentencepiece_size, max_sentence_length=16384,
                 train_extremely_large_corpus=False, num_threads=2, minloglevel=2,
+                user_defined_symbols=[WORD_BOUNDARY] if boundary_piece else [],
             )
         except RuntimeError as error:
             message = str(error)

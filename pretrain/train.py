@@ -92,8 +92,9 @@ def _train_tokenizer(corpus: CorpusSpec, config: ModelConfig) -> bytes:
         return mixture_text(reader, TOKENIZER_SAMPLE_BYTES)
 
     names = ", ".join(corpus.names)
-    log.info("training a sentencepiece tokenizer (vocabulary %d) on %s", config.lm.vocab_size, names)
-    model_proto = train_sentencepiece(corpus_text, config.lm.vocab_size)
+    log.info("training a sentencepiece tokenizer (vocabulary %d%s) on %s", config.lm.vocab_size,
+             ', "▁" a piece of its own' if config.lm.boundary_piece else "", names)
+    model_proto = train_sentencepiece(corpus_text, config.lm.vocab_size, boundary_piece=config.lm.boundary_piece)
     log_read_stats(names, stats)
     return model_proto
 
@@ -119,6 +120,8 @@ def prepare_model_dir(corpus: CorpusSpec, out_dir: Path, config: ModelConfig, re
         train = dataclasses.replace(config.train, init_from=str(init))
         config = ModelConfig(lm=lm, train=train)
     elif tokenizer is not None:
+        if config.lm.boundary_piece:
+            raise ConfigError("--boundary-piece trains a tokenizer; it does not apply to the one --tokenizer gives")
         model_proto = Path(tokenizer).read_bytes()
         config = ModelConfig(lm=config.lm, train=dataclasses.replace(config.train, tokenizer_from=str(tokenizer)))
     else:

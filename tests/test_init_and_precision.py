@@ -48,6 +48,23 @@ def test_init_refuses_another_architecture(tiny_model_dir, small_corpus, tmp_pat
     assert not (tmp_path / "m2" / "config.json").exists()
 
 
+def test_boundary_piece_is_recorded_and_refused_where_no_tokenizer_is_trained(tiny_model_dir, small_corpus, tmp_path,
+                                                                              run_cli):
+    out = tmp_path / "sep"
+    pretrain(small_corpus, out, _steps(tiny_config(boundary_piece=True), 1), parallel=False, threads=1,
+             progress=False)
+    assert read_config(out / "config.json").lm.boundary_piece
+    from contextemb.tokenization import Tokenizer
+    pieces = Tokenizer.from_file(out / "tokenizer.model").encode_with_offsets("이번 연패가").pieces
+    assert pieces[0] == "▁" and all(piece == "▁" or not piece.startswith("▁") for piece in pieces)
+    for extra in (["--tokenizer", tiny_model_dir / "tokenizer.model"], ["--init", tiny_model_dir]):
+        result = run_cli("pretrain", small_corpus, "--out", tmp_path / "m", "--boundary-piece", *extra,
+                         "--max-steps", "1")
+        assert result.exit_code == 2, result.output
+        assert "boundary" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "m" / "config.json").exists()
+
+
 def test_init_and_resume_exclude_each_other(tiny_model_dir, small_corpus, tmp_path, run_cli):
     result = run_cli("pretrain", small_corpus, "--out", tmp_path / "m", "--init", tiny_model_dir, "--resume")
     assert result.exit_code == 2

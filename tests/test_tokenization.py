@@ -98,3 +98,16 @@ def test_too_small_vocabulary_is_a_tokenizer_error(small_corpus):
     lines = small_corpus.read_text(encoding="utf-8").splitlines()
     with pytest.raises(TokenizerError, match="--vocab-size"):
         train_sentencepiece(lines, 100)
+
+
+def test_boundary_piece_spells_a_word_alike_after_a_space_and_after_a_digit(small_corpus):
+    """Without it, 연패 may be "▁연 패" after a space and "연 패" after a digit; with it, "▁" is always a piece of
+    its own and the word's own pieces are the same in both places."""
+    lines = small_corpus.read_text(encoding="utf-8").splitlines()
+    tokenizer = Tokenizer(train_sentencepiece(lines, 800, boundary_piece=True))
+    after_space = tokenizer.encode_with_offsets("이번 연패가").pieces
+    after_digit = tokenizer.encode_with_offsets("이번 4연패가").pieces
+    assert after_space[after_space.index("▁", 1) + 1:] == after_digit[after_digit.index("4") + 1:]
+    for line in lines[:200]:
+        pieces = tokenizer.encode_with_offsets(line).pieces
+        assert all(piece == "▁" or not piece.startswith("▁") for piece in pieces)
