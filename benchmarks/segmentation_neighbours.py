@@ -17,6 +17,9 @@ occurrences (not the mean over words):
 
 and the same 1-NN over vectors minus the mean of their (word, segmentation) group, taken from the probe
 occurrences themselves without their labels. Ties share the credit, as in `evaluation.probe`.
+
+--without-boundary leaves a lone "▁" piece (a space spelled apart, which the library pools into the word after
+it) out of both the vectors and the spelling: for models pretrained with `--boundary-piece`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 import contextemb
 from contextemb.evaluation.dev_homographs import load_dev_probes
 from contextemb.evaluation.probe_sets import Probe, bundled_probe_file, read_probes
+from contextemb.tokenization import WORD_BOUNDARY
 
 from .span_pooling import piece_group, span_vectors
 
@@ -95,12 +99,15 @@ def centred_by_segmentation(vectors: np.ndarray, words: Sequence[str],
     return centred
 
 
-def probe_segmentations(embedder: contextemb.Embedder, probes: Sequence[Probe]) -> list[tuple[str, ...]]:
-    """Each probe's span as the pieces that spell it."""
+def probe_segmentations(embedder: contextemb.Embedder, probes: Sequence[Probe],
+                        without_boundary: bool = False) -> list[tuple[str, ...]]:
+    """Each probe's span as the pieces that spell it (without a lone "▁" if asked, unless it is all there is)."""
     segmentations = []
     for probe in probes:
         encoding = embedder.encode(probe.text)
-        segmentations.append(tuple(encoding.pieces[i] for i in piece_group(probe, encoding)))
+        pieces = tuple(encoding.pieces[i] for i in piece_group(probe, encoding))
+        spelled = tuple(piece for piece in pieces if piece != WORD_BOUNDARY)
+        segmentations.append(spelled if without_boundary and spelled else pieces)
     return segmentations
 
 
@@ -109,12 +116,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("model")
     parser.add_argument("--bundled", action="store_true", help="the bundled Korean probe set, not the dev set")
     parser.add_argument("--word", help="only this word's occurrences")
+    parser.add_argument("--without-boundary", action="store_true", help='leave a lone "▁" piece out')
     args = parser.parse_args(argv)
     embedder = contextemb.load(args.model, precision="float32")
     probes = read_probes(bundled_probe_file("ko"), word=args.word) if args.bundled else load_dev_probes(word=args.word)
-    vectors = span_vectors(embedder, probes)[0]["mean"]  # (layers, occurrences, dim)
+    vectors = span_vectors(embedder, probes)[0]["mean, no ▁" if args.without_boundary else "mean"]  # (layers, n, dim)
     words, senses = [p.word for p in probes], [p.sense for p in probes]
-    segmentations = probe_segmentations(embedder, probes)
+    segmentations = probe_segmentations(embedder, probes, args.without_boundary)
     spellings = len(set(zip(words, segmentations)))
     print(f"{args.model}: {len(probes)} occurrences of {len(set(words))} words in {spellings} segmentations")
     print(f"{'':8s} {'1-NN':>6s} {'NN same segm.':>14s} {'candidates':>11s} {'1-NN same segm.':>16s} "

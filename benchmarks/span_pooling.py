@@ -8,6 +8,9 @@ One biLM pass over the occurrences (float32), then per-layer and even-mix 1-NN s
 words, as `contextemb probe` reports it) for each way of turning a span's pieces into one vector:
 
     mean         the mean of the pieces' vectors (the library's default, `pool="mean"`)
+    mean, no ▁   the same without a lone "▁" piece (a space the tokenizer spelled apart; the library gives it
+                 the span of the piece after it, so it is pooled into the word): with `--boundary-piece`
+                 tokenizers every word after a space has one, none after a digit
     first, last  the first or the last piece's vector
     directional  the forward half from the last piece and the backward half from the first: the states that
                  have read the whole word and its context (Flair's choice for its character LMs)
@@ -35,8 +38,9 @@ from contextemb.alignment import check_span, overlapping_pieces
 from contextemb.evaluation.dev_homographs import load_dev_probes
 from contextemb.evaluation.probe import group_by_word, sense_metrics
 from contextemb.evaluation.probe_sets import Probe, bundled_probe_file, read_probes
+from contextemb.tokenization import WORD_BOUNDARY
 
-POOLINGS = ("mean", "first", "last", "directional", "context")
+POOLINGS = ("mean", "mean, no ▁", "first", "last", "directional", "context")
 
 
 def piece_group(probe: Probe, encoding) -> list[int]:
@@ -57,6 +61,8 @@ def span_vectors(embedder: contextemb.Embedder, probes: Sequence[Probe]) -> tupl
         group = piece_group(probe, encoding)
         sizes.append(len(group))
         pooled["mean"].append(vectors[:, group].mean(axis=1))
+        spelled = [i for i in group if encoding.pieces[i] != WORD_BOUNDARY] or group
+        pooled["mean, no ▁"].append(vectors[:, spelled].mean(axis=1))
         pooled["first"].append(vectors[:, group[0]])
         pooled["last"].append(vectors[:, group[-1]])
         pooled["directional"].append(np.concatenate([vectors[:, group[-1], :half], vectors[:, group[0], half:]], -1))

@@ -166,6 +166,8 @@ def test_span_pooling_variants_agree_with_the_library_and_take_each_half_from_it
             np.testing.assert_allclose(pooled["context"][:, k, :half], pieces[:, group[0] - 1, :half], atol=1e-6)
         if group[-1] < len(encoding.piece_ids) - 1:
             np.testing.assert_allclose(pooled["context"][:, k, half:], pieces[:, group[-1] + 1, half:], atol=1e-6)
+        spelled = [i for i in group if encoding.pieces[i] != "▁"] or group
+        np.testing.assert_allclose(pooled["mean, no ▁"][:, k], pieces[:, spelled].mean(axis=1), atol=1e-6)
 
 
 def test_segmentation_neighbours_tells_spelling_from_sense():
