@@ -49,11 +49,11 @@ class SegmentationNeighbours(NamedTuple):
     chance_other: float  # a random other-segmentation candidate's sense accuracy
 
 
-def _expected_hit(scores: np.ndarray, candidates: np.ndarray, senses: np.ndarray, sense: str) -> float:
-    """1-NN correctness among `candidates` (indices into scores); ties share the credit."""
+def _nearest(scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """The candidates (indices into scores) tied for the highest score: each gets an equal share of the credit,
+    as in `evaluation.probe.nearest_neighbour_hits`."""
     values = scores[candidates]
-    best = candidates[np.isclose(values, values.max(), rtol=0, atol=1e-6)]
-    return float(np.mean(senses[best] == sense))
+    return candidates[np.isclose(values, values.max(), rtol=0, atol=1e-6)]
 
 
 def segmentation_neighbours(vectors: np.ndarray, words: Sequence[str], senses: Sequence[str],
@@ -72,16 +72,17 @@ def segmentation_neighbours(vectors: np.ndarray, words: Sequence[str], senses: S
             if not len(others):
                 continue
             scores, same = similarity[row], spelled[indices] == spelled[index]
-            best = others[np.isclose(scores[others], scores[others].max(), rtol=0, atol=1e-6)]
-            hits.append(np.mean(senses[indices][best] == senses[index]))
+            right = senses[indices] == senses[index]  # which of the word's occurrences share this one's sense
+            best = _nearest(scores, others)
+            hits.append(np.mean(right[best]))
             shares.append(np.mean(same[best]))
             candidates_sharing.append(np.mean(same[others]))
             same_others, other_others = others[same[others]], others[~same[others]]
             if len(same_others):
-                same_hits.append(_expected_hit(scores, same_others, senses[indices], senses[index]))
+                same_hits.append(np.mean(right[_nearest(scores, same_others)]))
             if len(other_others):
-                other_hits.append(_expected_hit(scores, other_others, senses[indices], senses[index]))
-                other_chance.append(np.mean(senses[indices][other_others] == senses[index]))
+                other_hits.append(np.mean(right[_nearest(scores, other_others)]))
+                other_chance.append(np.mean(right[other_others]))
     mean = lambda values: float(np.mean(values)) if values else float("nan")  # noqa: E731
     return SegmentationNeighbours(mean(hits), mean(shares), mean(candidates_sharing), mean(same_hits),
                                   len(same_hits), mean(other_hits), len(other_hits), mean(other_chance))
