@@ -81,7 +81,7 @@ quantize_alias = click.option("--quantize", is_flag=True, hidden=True, help="The
 
 LM_OPTIONS = ("vocab_size", "input", "char_mode", "num_layers", "hidden", "projection", "softmax", "dropout")
 TRAIN_OPTIONS = ("optimizer", "lr", "warmup_steps", "batch_tokens", "max_steps", "max_seconds", "epochs",
-                 "eval_every", "checkpoint_every", "log_every", "seed", "precision")
+                 "eval_every", "checkpoint_every", "log_every", "seed", "precision", "subword_sampling")
 
 
 def _check_resumed_lr(out_dir: Path, lr: float) -> None:
@@ -131,6 +131,10 @@ def _check_resumed_lr(out_dir: Path, lr: float) -> None:
 @config_option(TrainConfig, "checkpoint_every", "--checkpoint-every", positive=True, help="Steps between checkpoints.")
 @config_option(TrainConfig, "log_every", "--log-every", positive=True, help="Steps between metrics records.")
 @config_option(TrainConfig, "seed", "--seed")
+@config_option(TrainConfig, "subword_sampling", "--subword-sampling",
+               help="Subword regularization: train on segmentations sampled from the tokenizer with this "
+                    "smoothing (0.1-0.5; lower is more varied), not the best one; 0: off. Scores and embeddings "
+                    "always use the best one.")
 @config_option(TrainConfig, "precision", "--precision",
                help="auto: bf16 autocast where the CPU computes bf16 natively (AVX-512 BF16, AMX) or on a GPU, "
                     "else float32.")

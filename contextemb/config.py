@@ -115,6 +115,10 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 1234
     skip_nonfinite: bool = False
+    # subword regularization (Kudo, 2018): training batches take a segmentation sampled from the unigram
+    # tokenizer's lattice with smoothing alpha (sentencepiece's; lower: more varied), not the best one; 0: off.
+    # Held-out scores and embeddings always use the best segmentation.
+    subword_sampling: float = 0.0
     # bf16: the forward pass under torch.autocast; auto: bf16 where the CPU has native bf16 or on a GPU, else
     # float32 (contextemb.cpu_features), decided afresh by every invocation, so a run can move between machines
     precision: Literal["auto", "float32", "bf16"] = "auto"
@@ -132,6 +136,8 @@ class TrainConfig:
         _check_positive("clip_norm", self.clip_norm)
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if not 0.0 <= self.subword_sampling <= 1.0:
+            raise ConfigError(f"subword_sampling must be in [0, 1] (0: off), got {self.subword_sampling}")
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,15 @@ class Tokenizer:
         """Piece ids (ours) of each text, without <s> and </s>."""
         return [self._sp_to_ours[ids].tolist() if ids else [] for ids in self.sp.encode(list(texts))]
 
+    def encode_sampled(self, texts: Sequence[str], alpha: float, seed: int) -> list[list[int]]:
+        """Like encode, but each text's segmentation is sampled from the tokenizer's lattice (subword
+        regularization, Kudo 2018; alpha: sentencepiece's smoothing, lower is more varied). The same seed gives
+        the same segmentations: sentencepiece seeds the generator of each thread it starts from its global seed,
+        and the batch is encoded by one new thread."""
+        spm.set_random_generator_seed(seed)
+        sampled = self.sp.encode(list(texts), enable_sampling=True, alpha=alpha, nbest_size=-1, num_threads=1)
+        return [self._sp_to_ours[ids].tolist() if ids else [] for ids in sampled]
+
     def encode_with_offsets(self, text: str) -> Encoding:
         """Pieces of one text with their character spans in `text` (see Encoding)."""
         proto = self.sp.encode(text, out_type="proto")

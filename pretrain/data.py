@@ -60,8 +60,10 @@ class BatchStream:
 
     def __init__(self, corpus: MixedReader | Path, tokenizer: Tokenizer, direction: Direction, *, max_pieces: int,
                  batch_tokens: int, seed: int, bucket_batches: int = 50, start: ReaderPosition = ReaderPosition(),
-                 rank: int = 0, world_size: int = 1):
-        """corpus: a MixedReader (see open_corpus), or one text file read with pools of `bucket_batches`."""
+                 rank: int = 0, world_size: int = 1, subword_sampling: float = 0.0):
+        """corpus: a MixedReader (see open_corpus), or one text file read with pools of `bucket_batches`.
+        subword_sampling: 0, or the alpha with which each pool's segmentations are sampled (seeded by seed and
+        pool, so a resumed stream samples the same pieces)."""
         if not isinstance(corpus, MixedReader):
             corpus = open_corpus([check_text_file(corpus)], None, batch_tokens=batch_tokens,
                                  bucket_batches=bucket_batches)
@@ -73,22 +75,28 @@ class BatchStream:
         self.seed = seed
         self.start = start
         self.rank, self.world_size = rank, world_size
+        self.subword_sampling = subword_sampling
 
     @property
     def stats(self) -> ReadStats:
         return self.reader.stats
 
-    def _sequences(self, lines: list[str]) -> list[list[int]]:
+    def _sequences(self, lines: list[str], pool: int) -> list[list[int]]:
         parts = [part for line in lines for part in split_long_line(line)]
+        if self.subword_sampling:
+            seed = int(np.random.SeedSequence([self.seed, pool]).generate_state(1)[0])
+            encoded = self.tokenizer.encode_sampled(parts, self.subword_sampling, seed)
+        else:
+            encoded = self.tokenizer.encode(parts)
         sequences = []
-        for piece_ids in self.tokenizer.encode(parts):
+        for piece_ids in encoded:
             sequences.extend(sentence_sequences(piece_ids, self.direction, self.max_pieces))
         return sequences
 
     def __iter__(self) -> Iterator[tuple[Batch, ReaderPosition]]:
         skip = self.start.batches_done
         for pool, mix, lines in self.reader.pools(self.start.mix):
-            batches = make_batches(self._sequences(lines), self.batch_tokens)
+            batches = make_batches(self._sequences(lines, pool), self.batch_tokens)
             order = np.random.default_rng([self.seed, pool]).permutation(len(batches))
             usable = len(order) - len(order) % self.world_size
             for done in range(skip, usable // self.world_size):

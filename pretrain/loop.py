@@ -161,7 +161,11 @@ class DirectionTrainer:
         self.reader = corpus.open(train)
         self.stream = BatchStream(self.reader, tokenizer, direction, max_pieces=config.lm.max_pieces,
                                   batch_tokens=train.batch_tokens, seed=train.seed + DIRECTIONS.index(direction),
-                                  start=self.state.position, rank=ranks.rank, world_size=ranks.world_size)
+                                  start=self.state.position, rank=ranks.rank, world_size=ranks.world_size,
+                                  subword_sampling=train.subword_sampling)
+        if train.subword_sampling:
+            log.info("%s: subword regularization, training segmentations sampled with alpha %g", direction,
+                     train.subword_sampling)
         self.valid_batches: Optional[list[Batch]] = None
         if valid is not None:
             self.valid_batches = evaluation_batches(valid, tokenizer, direction, max_pieces=config.lm.max_pieces,
