@@ -17,6 +17,10 @@ words, as `contextemb probe` reports it) for each way of turning a span's pieces
     context      the forward state before the word's first piece (<s> at the start) and the backward state
                  after its last (</s> at the end): neither has read the word, only its context (context2vec,
                  Melamud et al., 2016); layer 0 is then the embeddings of the neighbouring pieces
+    token mean, token directional
+                 mean and directional over the whole whitespace-delimited token that holds the word (연패 in
+                 "4연패를" is pooled as "4연패를"): Flair's word vectors; the forward state after a Korean
+                 word's particle predicts the next word, the backward state before it the previous one
 
 With --stats-text, also the mean-pooled vectors minus the per-layer, per-dimension mean of the word vectors of
 FILE's first 3,000 lines (centred), and divided by their standard deviation too (standardised). FILE must not
@@ -40,7 +44,8 @@ from contextemb.evaluation.probe import group_by_word, sense_metrics
 from contextemb.evaluation.probe_sets import Probe, bundled_probe_file, read_probes
 from contextemb.tokenization import WORD_BOUNDARY
 
-POOLINGS = ("mean", "mean, no ▁", "first", "last", "directional", "context")
+POOLINGS = ("mean", "mean, no ▁", "first", "last", "directional", "context", "token mean",
+            "token directional")
 
 
 def piece_group(probe: Probe, encoding) -> list[int]:
@@ -48,12 +53,27 @@ def piece_group(probe: Probe, encoding) -> list[int]:
     return overlapping_pieces(encoding.char_start, encoding.char_end, check_span(probe.text, probe.start, probe.end))
 
 
+def token_group(probe: Probe, encoding) -> list[int]:
+    """The indices of the pieces that overlap the whitespace-delimited token holding the probe's span."""
+    start, end = probe.start, probe.end
+    while start > 0 and not probe.text[start - 1].isspace():
+        start -= 1
+    while end < len(probe.text) and not probe.text[end].isspace():
+        end += 1
+    return overlapping_pieces(encoding.char_start, encoding.char_end, check_span(probe.text, start, end))
+
+
+def directional(vectors: np.ndarray, group: list[int]) -> np.ndarray:
+    """(layers, dim): the forward half from the group's last piece, the backward half from its first."""
+    half = vectors.shape[-1] // 2
+    return np.concatenate([vectors[:, group[-1], :half], vectors[:, group[0], half:]], -1)
+
+
 def span_vectors(embedder: contextemb.Embedder, probes: Sequence[Probe]) -> tuple[dict[str, np.ndarray], list[int]]:
     """(pooling name -> (layers, occurrences, dim) vectors of every probe's span, each span's number of pieces)."""
     encodings = [embedder.encode(probe.text) for probe in probes]
     with torch.inference_mode():
         piece_vectors = embedder.piece_vectors(encodings)  # per probe (layers, pieces, dim)
-    half = embedder.dim // 2  # [forward; backward]
     pooled: dict[str, list[np.ndarray]] = {name: [] for name in POOLINGS}
     sizes = []
     for probe, encoding, vectors in zip(probes, encodings, piece_vectors):
@@ -65,8 +85,11 @@ def span_vectors(embedder: contextemb.Embedder, probes: Sequence[Probe]) -> tupl
         pooled["mean, no ▁"].append(vectors[:, spelled].mean(axis=1))
         pooled["first"].append(vectors[:, group[0]])
         pooled["last"].append(vectors[:, group[-1]])
-        pooled["directional"].append(np.concatenate([vectors[:, group[-1], :half], vectors[:, group[0], half:]], -1))
+        pooled["directional"].append(directional(vectors, group))
         pooled["context"].append(context_vectors(embedder, encoding, group))
+        token = token_group(probe, encoding)
+        pooled["token mean"].append(vectors[:, token].mean(axis=1))
+        pooled["token directional"].append(directional(vectors, token))
     return {name: np.stack(rows, axis=1) for name, rows in pooled.items()}, sizes
 
 
@@ -116,14 +139,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{args.model}: {len(probes)} occurrences of {len(group_by_word(probes))} words, "
           f"{sum(size > 1 for size in sizes)} spanning several pieces")
     layers = pooled["mean"].shape[0]
-    print(f"{'vectors':12s} " + " ".join(f"{f'layer {k}':>7s}" for k in range(layers)) + f" {'mix':>7s}")
+    print(f"{'vectors':17s} " + " ".join(f"{f'layer {k}':>7s}" for k in range(layers)) + f" {'mix':>7s}")
     rows = dict(pooled)
     if args.stats_text is not None:
         mean, std = layer_statistics(embedder, args.stats_text)
         rows["centred"] = pooled["mean"] - mean
         rows["standardised"] = (pooled["mean"] - mean) / std
     for name, vectors in rows.items():
-        print(f"{name:12s} " + " ".join(f"{value:7.3f}" for value in accuracy_row(vectors, probes)), flush=True)
+        print(f"{name:17s} " + " ".join(f"{value:7.3f}" for value in accuracy_row(vectors, probes)), flush=True)
 
 
 if __name__ == "__main__":

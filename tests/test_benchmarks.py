@@ -158,6 +158,16 @@ def test_span_pooling_variants_agree_with_the_library_and_take_each_half_from_it
         np.testing.assert_array_equal(pooled["directional"][:, k, :half], pooled["last"][:, k, :half])
         np.testing.assert_array_equal(pooled["directional"][:, k, half:], pooled["first"][:, k, half:])
         assert not np.allclose(pooled["first"][:, k], pooled["last"][:, k])
+    # token rows: the whole whitespace token ("배우들의" for a span "배우")
+    from benchmarks.span_pooling import token_group
+    token_probe = Probe("w", "s", "", texts[0], texts[0].index("배우"), texts[0].index("배우") + 2)
+    encoding = embedder.encode(token_probe.text)
+    token = token_group(token_probe, encoding)
+    assert "".join(encoding.pieces[i] for i in token).lstrip("▁") == "배우들의"
+    token_pooled, _ = span_vectors(embedder, [token_probe])
+    pieces = embedder.piece_vectors([encoding])[0].detach().numpy()
+    np.testing.assert_allclose(token_pooled["token mean"][:, 0], pieces[:, token].mean(axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(token_pooled["token directional"][:, 0, :half], pieces[:, token[-1], :half], atol=1e-5)
     # context: the forward state of the piece before the word and the backward state of the piece after it
     for k, probe in enumerate(probes):
         encoding = embedder.encode(probe.text)
@@ -187,3 +197,21 @@ def test_segmentation_neighbours_tells_spelling_from_sense():
     centred = centred_by_segmentation(vectors[None], words, spellings)[0]
     after = segmentation_neighbours(centred, words, senses, spellings)
     assert after.accuracy == 1.0 and after.shares_segmentation == 0.0
+
+
+def test_bag_of_context_finds_senses_that_their_neighbouring_words_tell_apart():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from benchmarks.context_tfidf import bag_of_context_accuracy, context_text
+    from contextemb.evaluation.probe_sets import Probe
+
+    def probe(sense: str, text: str) -> Probe:
+        return Probe("배", sense, "", text, text.index("배"), text.index("배") + 1)
+
+    ship = [probe("ship", f"항구에 배 {i}척이 정박했다") for i in range(3)]
+    belly = [probe("belly", f"밥을 먹었더니 배 {i}부분이 아프다") for i in range(3)]
+    assert context_text(ship[0]) == "항구에   1척이 정박했다".replace("1", "0")
+    assert bag_of_context_accuracy(ship + belly, TfidfVectorizer(token_pattern=r"\S+")) == 1.0
+    # the same sentences, senses shuffled across them: the contexts no longer tell the senses apart
+    mixed = [probe(sense, p.text) for sense, p in zip(["ship", "belly"] * 3, ship + belly)]
+    assert bag_of_context_accuracy(mixed, TfidfVectorizer(token_pattern=r"\S+")) < 0.5
