@@ -84,15 +84,42 @@ TRAIN_OPTIONS = ("optimizer", "lr", "warmup_steps", "batch_tokens", "max_steps",
                  "eval_every", "checkpoint_every", "log_every", "seed", "precision", "subword_sampling")
 
 
-def _check_resumed_lr(out_dir: Path, lr: float) -> None:
-    """--resume keeps the run's learning-rate schedule: the same --lr again is fine, another one is refused."""
+# what --resume takes from config.json, by option: given again with another value, it is refused, not ignored
+RESUMED_FLAGS = {"vocab_size": "--vocab-size", "input": "--input", "char_mode": "--char-mode",
+                 "boundary_piece": "--boundary-piece", "num_layers": "--layers", "hidden": "--hidden",
+                 "projection": "--proj", "softmax": "--softmax", "dropout": "--dropout", "optimizer": "--optimizer",
+                 "lr": "--lr", "warmup_steps": "--warmup-steps", "batch_tokens": "--batch-tokens",
+                 "seed": "--seed", "subword_sampling": "--subword-sampling"}
+# how often a run scores, checkpoints and logs: each invocation's own; --resume without them keeps the run's
+CADENCE = ("eval_every", "checkpoint_every", "log_every")
+
+
+def _saved_run(out_dir: Path):
+    """The ModelConfig of the run in out_dir (its config.json), or None where there is none."""
     from contextemb.config import read_config
 
     config_path = out_dir / "config.json"
-    if config_path.is_file() and read_config(config_path).train.lr != lr:
-        raise UserError(f"--resume keeps the run's learning rate {read_config(config_path).train.lr:g} "
-                        f"(config.json); --lr {lr:g} applies to a new run only (start one with --init from "
-                        f"this run's directory to change it)")
+    return read_config(config_path) if config_path.is_file() else None
+
+
+def _check_resumed_options(saved, given_options: dict) -> None:
+    """--resume keeps the run's architecture and schedule (config.json): an option given again with the same
+    value is fine, another value is refused in one line (the stop criteria, --precision and the cadence are this
+    invocation's own)."""
+    for name, value in given_options.items():
+        kept = getattr(saved.lm if hasattr(saved.lm, name) else saved.train, name)
+        if value != kept:
+            what = "learning rate" if name == "lr" else RESUMED_FLAGS[name].lstrip("-")
+            raise UserError(f"--resume keeps the run's {what} {_shown(kept)} (config.json); "
+                            f"{RESUMED_FLAGS[name]} {_shown(value)} applies to a new run only (start one with "
+                            f"--init from this run's directory to change it)")
+
+
+def _shown(value) -> str:
+    """An option's value as it is typed: 0.005 for a float, true for a flag."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @cli.command()
@@ -139,7 +166,9 @@ def _check_resumed_lr(out_dir: Path, lr: float) -> None:
                help="auto: bf16 autocast where the CPU computes bf16 natively (AVX-512 BF16, AMX) or on a GPU, "
                     "else float32.")
 @click.option("--threads", type=int, callback=_positive, help="Torch threads in all (split between directions).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last checkpoint, with its architecture and schedule "
+                   "(another value for one of them is refused).")
 @click.option("--skip-nonfinite", is_flag=True, help="Skip batches whose loss is NaN/inf instead of stopping.")
 @click.option("--sequential", is_flag=True, help="With --direction both: one direction after the other, in-process.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
@@ -154,13 +183,16 @@ def pretrain(corpus, out_dir, valid, mix, init, tokenizer, boundary_piece, direc
     from contextemb.pretrain.train import init_lm_config
     from contextemb.pretrain.train import pretrain as run_pretrain
 
-    if resume and options.get("lr") is not None:
-        _check_resumed_lr(out_dir, options["lr"])
     lm_given = given(options, LM_OPTIONS)
     if boundary_piece:
         lm_given["boundary_piece"] = True
+    train_given = given(options, TRAIN_OPTIONS)
+    saved = _saved_run(out_dir) if resume else None
+    if saved is not None:  # without one, the resume itself reports the missing run
+        _check_resumed_options(saved, {**lm_given, **given(options, RESUMED_FLAGS)})
+        train_given = {**{name: getattr(saved.train, name) for name in CADENCE}, **train_given}
     lm = init_lm_config(init, lm_given) if init else LMConfig(**lm_given)
-    train = TrainConfig(skip_nonfinite=skip_nonfinite, **given(options, TRAIN_OPTIONS))
+    train = TrainConfig(skip_nonfinite=skip_nonfinite, **train_given)
     config = ModelConfig(lm=lm, train=train)
     directions = ("forward", "backward") if direction == "both" else (direction,)
     summaries = run_pretrain(list(corpus), out_dir, config, valid=valid, directions=directions, threads=threads,

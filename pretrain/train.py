@@ -74,11 +74,14 @@ def _check_init_matches(init: Union[str, Path], lm: LMConfig) -> LMConfig:
 
 
 def _resumed_config(config_path: Path, config: ModelConfig) -> ModelConfig:
-    """config.json's architecture and schedule, with this invocation's stop criteria and precision."""
+    """config.json's architecture and schedule, with this invocation's stop criteria, precision and cadence
+    (eval_every, checkpoint_every, log_every: the CLI fills in the run's own where none is given)."""
     saved = read_config(config_path)
     train = dataclasses.replace(saved.train, max_steps=config.train.max_steps,
                                 max_seconds=config.train.max_seconds, epochs=config.train.epochs,
-                                skip_nonfinite=config.train.skip_nonfinite, precision=config.train.precision)
+                                skip_nonfinite=config.train.skip_nonfinite, precision=config.train.precision,
+                                eval_every=config.train.eval_every, checkpoint_every=config.train.checkpoint_every,
+                                log_every=config.train.log_every)
     return ModelConfig(lm=saved.lm, train=train)
 
 
@@ -103,7 +106,8 @@ def prepare_model_dir(corpus: CorpusSpec, out_dir: Path, config: ModelConfig, re
                       init: Union[str, Path, None] = None, tokenizer: Optional[Path] = None) -> ModelConfig:
     """On a new run: the tokenizer (trained, given, or the --init model's), the vocabulary sizes, config.json.
 
-    On --resume: read them back; the architecture comes from config.json, the stop criteria from this run.
+    On --resume: read them back; the architecture comes from config.json, the stop criteria and cadence from
+    this run.
     """
     config_path = out_dir / CONFIG_FILE_NAME
     if resume:

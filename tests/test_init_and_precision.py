@@ -177,3 +177,44 @@ def test_resume_refuses_another_learning_rate(small_corpus, tmp_path, run_cli):
     assert result.exit_code == 2
     assert "keeps the run's learning rate 0.005" in result.stderr
     assert run_cli("pretrain", small_corpus, "--out", out, "--max-steps", "3", "--resume", *tiny).exit_code == 0
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--hidden", "64", "keeps the run's hidden 32 (config.json); --hidden 64 applies to a new run only"),
+    ("--subword-sampling", "0.2", "keeps the run's subword-sampling 0 (config.json); --subword-sampling 0.2"),
+    ("--boundary-piece", None, "keeps the run's boundary-piece false (config.json); --boundary-piece true"),
+    ("--seed", "9", "keeps the run's seed 1234"),
+])
+def test_resume_refuses_an_option_it_would_otherwise_ignore(small_corpus, tmp_path, run_cli, option, value, message):
+    """--resume takes the architecture and schedule from config.json: another value given is refused in one
+    line, the same value given again is fine."""
+    tiny = ["--vocab-size", "800", "--hidden", "32", "--proj", "16", "--direction", "forward", "--batch-tokens",
+            "256", "--no-progress", "--precision", "float32"]
+    out = tmp_path / "m"
+    assert run_cli("pretrain", small_corpus, "--out", out, "--max-steps", "2", *tiny).exit_code == 0
+    given = [option] if value is None else [option, value]
+    result = run_cli("pretrain", small_corpus, "--out", out, "--max-steps", "3", "--resume", *tiny, *given)
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.stderr
+    again = run_cli("pretrain", small_corpus, "--out", out, "--max-steps", "3", "--resume", *tiny)
+    assert again.exit_code == 0, again.stderr
+
+
+def test_resume_takes_this_invocations_cadence_and_keeps_the_runs_without_one(small_corpus, tmp_path, run_cli):
+    import json
+
+    from contextemb.config import read_config
+
+    tiny = ["--vocab-size", "800", "--hidden", "32", "--proj", "16", "--direction", "forward", "--batch-tokens",
+            "256", "--no-progress", "--precision", "float32"]
+    out = tmp_path / "m"
+    assert run_cli("pretrain", small_corpus, "--out", out, "--max-steps", "2", "--log-every", "2", *tiny).exit_code == 0
+    assert run_cli("pretrain", small_corpus, "--out", out, "--max-steps", "4", "--resume", *tiny).exit_code == 0
+    assert read_config(out / "config.json").train.log_every == 2  # a bare --resume keeps the run's cadence
+    assert run_cli("pretrain", small_corpus, "--out", out, "--max-steps", "6", "--resume", "--log-every", "1",
+                   *tiny).exit_code == 0
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line).get("direction") == "forward" and "loss" in json.loads(line)]
+    assert steps[-2:] == [5, 6], steps  # logged every step once --log-every 1 was given
+    assert 3 not in steps, steps  # but every second step before it
