@@ -39,9 +39,10 @@ def vectorizers(model: str | None) -> dict[str, Callable[[], TfidfVectorizer]]:
     rows = {"words (between spaces)": lambda: TfidfVectorizer(token_pattern=r"\S+"),
             "characters, 2-4": lambda: TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4))}
     if model is not None:
-        import contextemb
+        from contextemb.packaged import resolve_model
+        from contextemb.tokenization import Tokenizer
 
-        tokenizer = contextemb.load(model, precision="float32").tokenizer
+        tokenizer = Tokenizer.from_file(resolve_model(model) / "tokenizer.model")
 
         def pieces(text: str) -> list[str]:
             return [tokenizer.pieces[i] for i in tokenizer.encode([text])[0]]

@@ -161,7 +161,7 @@ def _shown(value) -> str:
 @config_option(TrainConfig, "subword_sampling", "--subword-sampling",
                help="Subword regularization: train on segmentations sampled from the tokenizer with this "
                     "smoothing (0.1-0.5; lower is more varied), not the best one; 0: off. Scores and embeddings "
-                    "always use the best one.")
+                    "always use the best one. A --resume of such a run is not bit-for-bit an unbroken run.")
 @config_option(TrainConfig, "precision", "--precision",
                help="auto: bf16 autocast where the CPU computes bf16 natively (AVX-512 BF16, AMX) or on a GPU, "
                     "else float32.")

@@ -117,7 +117,8 @@ class TrainConfig:
     skip_nonfinite: bool = False
     # subword regularization (Kudo, 2018): training batches take a segmentation sampled from the unigram
     # tokenizer's lattice with smoothing alpha (sentencepiece's; lower: more varied), not the best one; 0: off.
-    # Held-out scores and embeddings always use the best segmentation.
+    # Held-out scores and embeddings always use the best segmentation. A resumed run draws other segmentations
+    # than an unbroken one would (sentencepiece's sampling is not reproducible across processes).
     subword_sampling: float = 0.0
     # bf16: the forward pass under torch.autocast; auto: bf16 where the CPU has native bf16 or on a GPU, else
     # float32 (contextemb.cpu_features), decided afresh by every invocation, so a run can move between machines

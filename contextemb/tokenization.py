@@ -144,9 +144,10 @@ class Tokenizer:
 
     def encode_sampled(self, texts: Sequence[str], alpha: float, seed: int) -> list[list[int]]:
         """Like encode, but each text's segmentation is sampled from the tokenizer's lattice (subword
-        regularization, Kudo 2018; alpha: sentencepiece's smoothing, lower is more varied). The same seed gives
-        the same segmentations: sentencepiece seeds the generator of each thread it starts from its global seed,
-        and the batch is encoded by one new thread."""
+        regularization, Kudo 2018; alpha: sentencepiece's smoothing, lower is more varied). Within one process
+        the same seed gives the same segmentations (sentencepiece seeds each thread it starts from its global
+        seed, and the batch is encoded by one new thread); another process draws others: sentencepiece 0.2.3's
+        sampling is not reproducible across processes even with the seed set (measured, session 28)."""
         spm.set_random_generator_seed(seed)
         sampled = self.sp.encode(list(texts), enable_sampling=True, alpha=alpha, nbest_size=-1, num_threads=1)
         return [self._sp_to_ours[ids].tolist() if ids else [] for ids in sampled]

@@ -63,7 +63,8 @@ class BatchStream:
                  rank: int = 0, world_size: int = 1, subword_sampling: float = 0.0):
         """corpus: a MixedReader (see open_corpus), or one text file read with pools of `bucket_batches`.
         subword_sampling: 0, or the alpha with which each pool's segmentations are sampled (seeded by seed and
-        pool, so a resumed stream samples the same pieces)."""
+        pool: the same pieces within one process, but a resume in a new process draws other segmentations, so
+        it is not bit-for-bit the unbroken run; see Tokenizer.encode_sampled)."""
         if not isinstance(corpus, MixedReader):
             corpus = open_corpus([check_text_file(corpus)], None, batch_tokens=batch_tokens,
                                  bucket_batches=bucket_batches)

@@ -166,6 +166,10 @@ class DirectionTrainer:
         if train.subword_sampling:
             log.info("%s: subword regularization, training segmentations sampled with alpha %g", direction,
                      train.subword_sampling)
+            if self.state.step:
+                log.warning("%s: resumed with --subword-sampling: the reader continues where it stopped, but the "
+                            "segmentations drawn from here differ from an unbroken run's (sentencepiece's "
+                            "sampling is not reproducible across processes)", direction)
         self.valid_batches: Optional[list[Batch]] = None
         if valid is not None:
             self.valid_batches = evaluation_batches(valid, tokenizer, direction, max_pieces=config.lm.max_pieces,

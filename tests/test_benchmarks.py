@@ -210,7 +210,7 @@ def test_bag_of_context_finds_senses_that_their_neighbouring_words_tell_apart():
 
     ship = [probe("ship", f"항구에 배 {i}척이 정박했다") for i in range(3)]
     belly = [probe("belly", f"밥을 먹었더니 배 {i}부분이 아프다") for i in range(3)]
-    assert context_text(ship[0]) == "항구에   1척이 정박했다".replace("1", "0")
+    assert context_text(ship[0]) == "항구에   0척이 정박했다"
     assert bag_of_context_accuracy(ship + belly, TfidfVectorizer(token_pattern=r"\S+")) == 1.0
     # the same sentences, senses shuffled across them: the contexts no longer tell the senses apart
     mixed = [probe(sense, p.text) for sense, p in zip(["ship", "belly"] * 3, ship + belly)]

@@ -1,5 +1,7 @@
 """Subword regularization (`pretrain --subword-sampling ALPHA`): training batches take sampled segmentations of
-the same text, the same ones again for the same seed and pool, so a resumed stream is the stream it continues."""
+the same text, within one process the same ones again for the same seed and pool. (Across processes
+sentencepiece 0.2.3 draws others even with its seed set, so a real --resume is not bit-for-bit; the pretrain log
+warns of it.)"""
 
 from __future__ import annotations
 
@@ -39,8 +41,10 @@ def stream(corpus, tokenizer, alpha, start=ReaderPosition()):
                        start=start, subword_sampling=alpha)
 
 
-def test_a_resumed_sampling_stream_gives_the_batches_of_the_unbroken_one(small_corpus, tokenizer):
-    """Over several pools: resuming from any position gives the same sampled pieces as reading on."""
+def test_within_a_process_a_restarted_sampling_stream_gives_the_batches_of_the_unbroken_one(small_corpus,
+                                                                                             tokenizer):
+    """Over several pools: restarting from any position in the same process gives the same sampled pieces as
+    reading on (each pool is seeded by seed and pool, not by how much was read before)."""
     unbroken = list(itertools.islice(stream(small_corpus, tokenizer, 0.2), 24))
     assert len({position.mix.pool for _, position in unbroken}) >= 3
     for cut in (5, 13):
@@ -67,6 +71,10 @@ def test_the_cli_records_sampling_in_the_run_and_refuses_a_bad_alpha(run_cli, tm
     assert result.exit_code == 0, result.output
     assert "subword regularization" in result.stderr
     assert json.loads((tmp_path / "m" / "config.json").read_text())["train"]["subword_sampling"] == 0.3
+    more = [option if option != "3" else "5" for option in tiny]  # --max-steps 5
+    resumed = run_cli("pretrain", small_corpus, "--out", tmp_path / "m", *more, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "differ from an unbroken run's" in resumed.stderr  # the resume says it is not bit-for-bit
     refused = run_cli("pretrain", small_corpus, "--out", tmp_path / "n", *tiny, "--subword-sampling", "2")
     assert refused.exit_code == 2 and "Traceback" not in refused.stderr
     lines = [line for line in refused.stderr.splitlines() if line.strip() and " INFO " not in line]
