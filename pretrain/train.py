@@ -190,6 +190,7 @@ def pretrain(corpus: Union[str, Path, Sequence[Union[str, Path]], CorpusSpec], o
     target = resolve_device(device)
     options = RunOptions(spec, out_dir, valid, resume, progress, target)
     if distributed:
+        _check_no_sampling_across_ranks(out_dir, config, resume)
         return _pretrain_distributed(options, config, directions, threads, init, tokenizer)
     threads = threads or torch.get_num_threads()
     with directory_lock(out_dir):
@@ -211,6 +212,16 @@ class RunOptions:
     resume: bool
     progress: bool
     device: torch.device
+
+
+def _check_no_sampling_across_ranks(out_dir: Path, config: ModelConfig, resume: bool) -> None:
+    """Ranks must cut each pool into the same batches; sampled segmentations differ from process to process
+    (see Tokenizer.encode_sampled), so their batch counts would too and the ranks would fall out of step."""
+    config_path = out_dir / CONFIG_FILE_NAME
+    train = read_config(config_path).train if resume and config_path.is_file() else config.train
+    if train.subword_sampling:
+        raise ConfigError("--subword-sampling cannot train --distributed: each rank would draw other "
+                          "segmentations of the same text and cut it into a different number of batches")
 
 
 def _pretrain_distributed(options: RunOptions, config: ModelConfig, directions, threads, init, tokenizer

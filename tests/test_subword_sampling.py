@@ -80,3 +80,13 @@ def test_the_cli_records_sampling_in_the_run_and_refuses_a_bad_alpha(run_cli, tm
     lines = [line for line in refused.stderr.splitlines() if line.strip() and " INFO " not in line]
     assert lines == [line for line in lines if line.startswith("Error: ")] and len(lines) == 1
     assert "subword_sampling" in lines[0]
+
+
+def test_distributed_training_refuses_sampling_before_it_starts(run_cli, tmp_path, small_corpus):
+    """Each rank would sample its own segmentations and cut the pool into a different number of batches."""
+    result = run_cli("pretrain", small_corpus, "--out", tmp_path / "d", "--distributed", "--subword-sampling", "0.2",
+                     "--max-steps", "2", "--no-progress")
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: --subword-sampling cannot train --distributed"), lines
+    assert not (tmp_path / "d").exists()  # refused before anything was written
